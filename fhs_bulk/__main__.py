@@ -1,0 +1,3 @@
+from fhs_bulk.cli import main
+
+main()

@@ -1,0 +1,164 @@
+"""Rules from the support knowledge base, kept once, as data.
+
+Everything here comes from the seed documents (see DOMAIN.md); code elsewhere reads these tables
+instead of re-stating them, and the tests check one case per row.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+ORDER_SHEET_NAME = "FK_ODS_ORDER_CREATE"
+ORDER_ID_COLUMN = "fk_order_id"
+TRACKER_SHEET_NAME = "Tracker for installation (ODS)"
+ODS_FSN_PREFIX = "ODS"
+CLIENT_NAME = "Jeeves Consumer Services"
+
+# The services that may go in a bulk registration sheet, spelled as the process document does.
+BULK_ELIGIBLE_SERVICES: tuple[str, ...] = (
+    "APNA Complex",
+    "SP TV",
+    "SP AC",
+    "SP WM",
+    "Geyser",
+    "Fan Insta",
+    "Bed Insta",
+    "Wardrobe Installation",
+    "TV Entertainment unit",
+    "Office & Study chair",
+    "Coffee & centre table assembly",
+    "Office & study table installation",
+    "Shoe rack setup installation",
+    "Cycle Installation",
+)
+
+# Services SRMS knows that are not bulk-eligible (single tickets only).
+OTHER_SERVICES: tuple[str, ...] = (
+    "Mobile Repair",
+    "Laptop Repair",
+    "Water Purifier Service",
+    "Chimney Installation",
+)
+
+# Days from registration to the service promised date when the order names no preferred date.
+SERVICE_TAT_DAYS: dict[str, int] = {
+    **{name: 2 for name in BULK_ELIGIBLE_SERVICES},
+    "Wardrobe Installation": 4,
+    "Bed Insta": 3,
+    "APNA Complex": 5,
+    "Mobile Repair": 7,
+    "Laptop Repair": 7,
+    "Water Purifier Service": 3,
+    "Chimney Installation": 3,
+}
+
+KNOWN_SERVICES: tuple[str, ...] = BULK_ELIGIBLE_SERVICES + OTHER_SERVICES
+
+
+def service_key(name: str) -> str:
+    """Case- and space-insensitive key under which service names compare."""
+    return "".join(name.split()).casefold()
+
+
+_ELIGIBLE_BY_KEY = {service_key(s): s for s in BULK_ELIGIBLE_SERVICES}
+_KNOWN_BY_KEY = {service_key(s): s for s in KNOWN_SERVICES}
+
+
+def eligible_service(name: str) -> str | None:
+    """The canonical eligible service a sheet's spelling means, or None."""
+    return _ELIGIBLE_BY_KEY.get(service_key(name))
+
+
+def known_service(name: str) -> str | None:
+    return _KNOWN_BY_KEY.get(service_key(name))
+
+
+# The ticket journey: every (status, sub-status) pair SRMS has. Nothing else is a state.
+JOURNEY: dict[str, tuple[str, ...]] = {
+    "CREATED": ("NOT_APPLICABLE",),
+    "ALLOCATED": ("NOT_APPLICABLE",),
+    "RESCHEDULED": (
+        "SITE_NOT_READY",
+        "CUSTOMER_RESCHEDULE",
+        "TECHNICIAN_RESCHEDULE",
+        "CUSTOMER_NOT_RESPONDING",
+        "SERVICEABILITY_CONSTRAINT",
+    ),
+    "CANCEL_INITIATED": ("CUSTOMER_NOT_RESPONDING", "CUSTOMER_NOT_READY", "NOT_SERVICEABLE"),
+    "CANCELED": ("CUSTOMER_NOT_RESPONDING", "CUSTOMER_NOT_READY"),
+    "COMPLETED": ("NOT_APPLICABLE",),
+    "SERVICE_PENDING": ("VENDOR_OFFLOAD",),
+    "PICKUP": ("ALLOCATED",),
+    "WORKSHOP": (
+        "INWARD",
+        "DIAGNOSIS",
+        "ESTIMATION_REQUESTED",
+        "ESTIMATION_RESPONSE_PENDING",
+        "ESTIMATION_APPROVED",
+        "ESTIMATION_REJECTED",
+        "REPAIR_IN_PROGRESS",
+        "REPAIR_COMPLETED",
+        "QC_PENDING",
+        "QC_SUCCESS",
+        "TRANSIT_DAMAGE",
+    ),
+    "DROP": ("ALLOCATED", "TECHNICIAN_REACHED_SITE", "COMPLETED", "ISSUE_NOT_RESOLVED", "NOT_APPLICABLE"),
+}
+
+JOURNEY_PAIRS: frozenset[tuple[str, str]] = frozenset(
+    (status, sub) for status, subs in JOURNEY.items() for sub in subs
+)
+CLOSED_STATUSES: frozenset[str] = frozenset({"COMPLETED", "CANCELED"})
+
+
+def is_journey_state(status: str, sub_status: str) -> bool:
+    return (status, sub_status) in JOURNEY_PAIRS
+
+
+WARRANTY_DAYS = 30
+
+# Conditions an L1 rule may depend on (evaluated by the reconciler).
+SPD_BREACHED = "spd-breached"
+SPD_NOT_BREACHED = "spd-not-breached"
+RESCHEDULE_BREACHED = "reschedule-date-breached"
+RESCHEDULE_NOT_BREACHED = "reschedule-date-not-breached"
+WITHIN_WARRANTY = "within-warranty"
+AFTER_WARRANTY = "after-warranty"
+ANY = "any"
+
+TAG_OUT_OF_SPD = "Inbound >> Complaint >> Delay in Service >> Out of SPD >> Unresolved"
+TAG_RESCHEDULE = "Reschedule >> preferred date >> Remarks >> Submit"
+
+
+class L1Rule(NamedTuple):
+    status: str
+    sub_status: str | None  # None: any sub-status of the status
+    condition: str
+    next_action: str
+    crm_tag: str
+
+
+# The L1 process table (installation and maintenance). First match wins.
+L1_RULES: tuple[L1Rule, ...] = (
+    L1Rule("CANCELED", None, ANY, "tell customer, check refund, ask for a fresh order",
+           "Inbound >> Enquiry >> Enquiry about the cancellation >> Resolved"),
+    L1Rule("CREATED", None, SPD_BREACHED, "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("SERVICE_PENDING", "VENDOR_OFFLOAD", SPD_BREACHED,
+           "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("CREATED", None, SPD_NOT_BREACHED, "tell customer the SPD",
+           "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
+    L1Rule("SERVICE_PENDING", "VENDOR_OFFLOAD", SPD_NOT_BREACHED, "tell customer the SPD",
+           "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
+    L1Rule("ALLOCATED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("ALLOCATED", None, SPD_NOT_BREACHED, "reschedule if the customer asks", TAG_RESCHEDULE),
+    L1Rule("RESCHEDULED", "TECHNICIAN_RESCHEDULE", ANY, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("RESCHEDULED", "CUSTOMER_RESCHEDULE", RESCHEDULE_BREACHED,
+           "apologise, agree a new date or escalate",
+           "Reschedule, or Inbound >> Complaint >> Fake status updated by technician >> Unresolved"),
+    L1Rule("RESCHEDULED", "CUSTOMER_NOT_RESPONDING", ANY, "reschedule; ask for an alternate number",
+           "Reschedule, or Inbound >> Complaint >> Fake closure/ Fake Status >> Unresolved"),
+    L1Rule("COMPLETED", None, WITHIN_WARRANTY, "customer may reopen via self-serve",
+           "Inbound >> Request >> Request to reopen ticket >> Resolved"),
+    L1Rule("COMPLETED", None, AFTER_WARRANTY, "service warranty over: deny",
+           "Inbound >> Enquiry >> Post Policy-Service Denial"),
+)

@@ -1,0 +1,389 @@
+"""Reading spreadsheets (CSV, xlsx/xlsm, xls, ods) into columns of text, as the user sees them.
+
+The hot path is columnar: CSV goes through pyarrow's multithreaded reader and workbooks through
+python-calamine, and every cell comes out as a string. Cells that were not text in the workbook
+(numbers, dates, formulas) are remembered sparsely in ``Sheet.cell_kinds`` so a validator can say
+"this order ID was turned into a number" instead of silently converting it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fhs_bulk.errors import SheetError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+CSV_EXTENSIONS = {".csv", ".txt"}
+WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods", ".xlsb"}
+HEADER_SEARCH_ROWS = 10
+
+
+@dataclass
+class Sheet:
+    """One worksheet as columns of text.
+
+    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i``.
+    ``cell_kinds[col][i]`` is ``"number"``, ``"date"``, ``"bool"`` or ``"formula"`` for cells
+    that were not plain text.
+    """
+
+    source: str
+    name: str
+    headers: list[str]
+    columns: list[pa.Array]
+    row_numbers: np.ndarray
+    header_row: int = 1
+    worksheet: str | None = None
+    cell_kinds: dict[int, dict[int, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.row_numbers)
+
+    def column_index(self, name: str) -> int | None:
+        try:
+            return self.headers.index(name)
+        except ValueError:
+            return None
+
+
+def sheet_name_of(source: str) -> str:
+    return Path(source).stem
+
+
+def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> Sheet:
+    """Read a sheet file; raise SheetError (exit 2) for anything that is not a usable sheet.
+
+    ``header_names`` lets the reader find a header row that is not the first non-blank row
+    (a tracker with a title above its table): the first row holding all of them wins.
+    """
+    path = Path(source)
+    shown = str(source)
+    if not path.exists():
+        raise SheetError(f"{shown}: no such file. Check the path (and the current directory).",
+                         code="sheet-not-found", path=shown)
+    if path.is_dir():
+        raise SheetError(f"{shown}: is a directory, not a sheet file. Name the .xlsx or .csv file inside it.",
+                         code="sheet-is-directory", path=shown)
+    ext = path.suffix.lower()
+    if ext not in CSV_EXTENSIONS | WORKBOOK_EXTENSIONS:
+        raise SheetError(
+            f"{shown}: unknown sheet type '{ext or '(no extension)'}'. Save the sheet as .xlsx, .xls, .ods or "
+            ".csv (UTF-8) and try again.", code="sheet-unknown-type", path=shown)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
+    if size == 0:
+        raise SheetError(f"{shown}: the file is empty (0 bytes). Export the sheet again.",
+                         code="sheet-empty-file", path=shown)
+    if ext in CSV_EXTENSIONS:
+        return _read_csv(path, shown, header_names)
+    return _read_workbook(path, shown, header_names)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _read_bytes(path: Path, shown: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
+
+
+def _check_csv_bytes(data: bytes, shown: str) -> bytes:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SheetError(
+            f"{shown}: the file is UTF-16 ('Unicode Text'), not CSV UTF-8. In Excel use Save As > "
+            "'CSV UTF-8 (Comma delimited)'.", code="sheet-encoding", path=shown)
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise SheetError(
+            f"{shown}: this is a spreadsheet workbook saved with a .csv name. Rename it to .xlsx/.xls or "
+            "export it as CSV.", code="sheet-unreadable", path=shown)
+    if b"\x00" in data[:65536]:
+        raise SheetError(f"{shown}: not a text file (it holds binary data). Export the sheet as CSV UTF-8.",
+                         code="sheet-unreadable", path=shown)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data
+
+
+def _encoding_error(shown: str, data: bytes, exc: UnicodeDecodeError) -> SheetError:
+    line = data.count(b"\n", 0, exc.start) + 1
+    return SheetError(
+        f"{shown}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02X}); the file was saved in "
+        "another encoding (e.g. Windows-1252). Re-save it as 'CSV UTF-8' and try again.",
+        code="sheet-encoding", path=shown)
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    """Excel writes ';' or tab separated 'CSV' in many locales; read those as they are."""
+    if "," in header_line:
+        return ","
+    for delim in (";", "\t", "|"):
+        if delim in header_line:
+            return delim
+    return ","
+
+
+def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
+    data = _check_csv_bytes(_read_bytes(path, shown), shown)
+    first_nl = data.find(b"\n")
+    head = data[: first_nl if first_nl >= 0 else len(data)]
+    try:
+        header_line = head.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(shown, data, exc) from exc
+    delimiter = _sniff_delimiter(header_line)
+    simple = (
+        header_line.strip(delimiter + " ") != ""
+        and b"\n\n" not in data
+        and b"\n\r\n" not in data
+        and b"\r\r" not in data
+        and (not header_names or all(h in header_line for h in header_names))
+    )
+    if simple:
+        sheet = _read_csv_arrow(data, shown, header_line, delimiter)
+        if sheet is not None:
+            return sheet
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(shown, data, exc) from exc
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    return _sheet_from_rows(rows, shown, sheet_name_of(shown), None, {}, header_names)
+
+
+def _read_csv_arrow(data: bytes, shown: str, header_line: str, delimiter: str) -> Sheet | None:
+    """Fast path for a rectangular CSV with its header on line 1; None means 'use the general path'."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    headers = next(csv.reader([header_line], delimiter=delimiter))
+    names = [f"c{i}" for i in range(len(headers))]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                raise _encoding_error(shown, data, uexc) from uexc
+        return None  # ragged rows and other irregular files: the general reader copes
+    columns = [_as_array(table.column(i)) for i in range(table.num_columns)]
+    return Sheet(
+        source=shown,
+        name=sheet_name_of(shown),
+        headers=[h.strip("\ufeff") for h in headers],
+        columns=columns,
+        row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int64),
+    )
+
+
+def _as_array(chunked: Any) -> pa.Array:
+    import pyarrow as pa
+
+    if isinstance(chunked, pa.ChunkedArray):
+        return chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+    return chunked
+
+
+# ---------------------------------------------------------------- workbooks
+
+
+def excel_number_text(value: float | int) -> str:
+    """A number as Excel's General format shows it (15 significant digits)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e11):
+        return str(int(value))
+    text = f"{value:.15G}"
+    if "E" in text:
+        mantissa, exp = text.split("E")
+        sign = exp[0] if exp[0] in "+-" else "+"
+        text = f"{mantissa}E{sign}{int(exp.lstrip('+-')):02d}"
+    return text
+
+
+def _cell_text(value: Any) -> tuple[str, str | None]:
+    if isinstance(value, str):
+        return value, None
+    if value is None:
+        return "", None
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE"), "bool"
+    if isinstance(value, int | float):
+        return excel_number_text(value), "number"
+    if isinstance(value, datetime):
+        return (value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")), "date"
+    if isinstance(value, date | time):
+        return value.isoformat(), "date"
+    if isinstance(value, timedelta):
+        return str(value), "date"
+    return str(value), None
+
+
+def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        names = workbook.sheet_names
+        if not names:
+            raise SheetError(f"{shown}: the workbook has no worksheets.", code="sheet-unreadable", path=shown)
+        worksheet = names[0]
+        rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except SheetError:
+        raise
+    except Exception as exc:  # calamine raises several types for damaged files
+        raise SheetError(
+            f"{shown}: cannot be opened as a {path.suffix.lower()} workbook ({type(exc).__name__}: "
+            f"{str(exc)[:120]}). The file is damaged or not really a spreadsheet; open it in Excel or "
+            "LibreOffice and save it again.", code="sheet-unreadable", path=shown) from exc
+    formulas = _xlsx_formula_cells(path) if path.suffix.lower() in {".xlsx", ".xlsm"} else {}
+    return _sheet_from_rows(rows, shown, sheet_name_of(shown), worksheet, formulas, header_names)
+
+
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+_CELL_WITH_FORMULA = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)([0-9]+)"[^>]*>(?:(?!</(?:\w+:)?c>).)*?<(?:\w+:)?f[ >/]',
+                                re.S)
+
+
+def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
+    """Cells of the first worksheet that hold a formula, as (row, column) 1-based.
+
+    calamine only returns cached values; a bytes scan of the sheet XML finds formulas cheaply, and
+    the common case (no formula at all) costs one search.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(n for n in zf.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+            if not names:
+                return {}
+            xml = zf.read(_first_sheet_part(zf) or names[0])
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return {}
+    if not _FORMULA_TAG.search(xml):
+        return {}
+    found: dict[tuple[int, int], bool] = {}
+    for m in _CELL_WITH_FORMULA.finditer(xml):
+        col = 0
+        for ch in m.group(1):
+            col = col * 26 + (ch - 64)
+        found[(int(m.group(2)), col)] = True
+    return found
+
+
+def _first_sheet_part(zf: zipfile.ZipFile) -> str | None:
+    try:
+        wb = zf.read("xl/workbook.xml")
+        rels = zf.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return None
+    m = re.search(rb"<(?:\w+:)?sheet [^>]*r:id=\"([^\"]+)\"", wb)
+    if not m:
+        return None
+    rid = m.group(1)
+    for rel in re.finditer(rb"<Relationship [^>]*>", rels):
+        tag = rel.group(0)
+        if b'Id="' + rid + b'"' in tag:
+            target = re.search(rb'Target="([^"]+)"', tag)
+            if target:
+                t = target.group(1).decode()
+                return t.lstrip("/") if t.startswith("/") else "xl/" + t
+    return None
+
+
+def _is_blank(row: list[Any]) -> bool:
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in row)
+
+
+def _find_header(rows: list[list[Any]], header_names: tuple[str, ...]) -> int:
+    """Index of the header row: the first row holding all ``header_names``, else the first non-blank."""
+    first_nonblank = -1
+    for i, row in enumerate(rows[: HEADER_SEARCH_ROWS * 5]):
+        if _is_blank(row):
+            continue
+        if first_nonblank < 0:
+            first_nonblank = i
+        if not header_names:
+            return i
+        texts = {str(v).strip() for v in row if isinstance(v, str)}
+        if all(h in texts for h in header_names):
+            return i
+        if i - first_nonblank >= HEADER_SEARCH_ROWS:
+            break
+    return first_nonblank
+
+
+def _sheet_from_rows(
+    rows: list[list[Any]],
+    shown: str,
+    name: str,
+    worksheet: str | None,
+    formulas: dict[tuple[int, int], bool],
+    header_names: tuple[str, ...],
+) -> Sheet:
+    """The general path: a list of rows (any cell types) into a Sheet, keeping spreadsheet row numbers."""
+    import numpy as np
+    import pyarrow as pa
+
+    h = _find_header(rows, header_names)
+    if h < 0:
+        return Sheet(shown, name, [], [], np.zeros(0, dtype=np.int64), worksheet=worksheet)
+    header_cells = rows[h]
+    headers = [_cell_text(v)[0].strip("\ufeff") for v in header_cells]
+    width = len(headers)
+    body = rows[h + 1:]
+    # Trim the trailing fully blank rows that spreadsheet programs leave behind.
+    end = len(body)
+    while end and _is_blank(body[end - 1]):
+        end -= 1
+    body = body[:end]
+    kinds: dict[int, dict[int, str]] = {}
+    cols: list[list[str]] = [[] for _ in range(width)]
+    for r, row in enumerate(body):
+        for c in range(width):
+            value = row[c] if c < len(row) else ""
+            text, kind = _cell_text(value)
+            cols[c].append(text)
+            if formulas and (h + r + 2, c + 1) in formulas:
+                kind = "formula"
+            if kind is not None:
+                kinds.setdefault(c, {})[r] = kind
+    # Cells beyond the header's width are data the user will not see validated: keep them visible.
+    notes = []
+    if any(len(row) > width and not _is_blank(row[width:]) for row in body):
+        notes.append("some rows have values to the right of the last header column; they are ignored")
+    return Sheet(
+        source=shown,
+        name=name,
+        headers=headers,
+        columns=[pa.array(col, type=pa.string()) for col in cols],
+        row_numbers=np.arange(h + 2, h + 2 + len(body), dtype=np.int64),
+        header_row=h + 1,
+        worksheet=worksheet,
+        cell_kinds=kinds,
+        notes=notes,
+    )

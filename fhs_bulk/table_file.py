@@ -1,0 +1,105 @@
+"""Writing tables the tool produces (results, findings) to CSV or xlsx: atomic and formula-safe."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from fhs_bulk.errors import FhsError
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse(value: Any) -> Any:
+    """Text a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, backup: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync it and rename it over ``path``."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise FhsError(f"{target}: the directory {parent} does not exist.", code="output-dir-missing")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if backup and target.exists():
+            os.replace(target, target.with_name(target.name + ".bak"))
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def table_format(path: str | Path) -> str:
+    ext = Path(path).suffix.lower()
+    if ext in (".csv", ".txt"):
+        return "csv"
+    if ext in (".xlsx", ".xlsm"):
+        return "xlsx"
+    raise FhsError(f"{path}: cannot write '{ext or '(no extension)'}'; name the file .csv or .xlsx.",
+                   code="output-type")
+
+
+def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                sheet_title: str = "results") -> Path:
+    fmt = table_format(path)
+    try:
+        with atomic_path(path) as tmp:
+            if fmt == "csv":
+                with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                    writer = csv.writer(fh)
+                    writer.writerow(columns)
+                    for row in rows:
+                        writer.writerow(["" if v is None else defuse(v) for v in row])
+            else:
+                _write_xlsx(tmp, columns, rows, sheet_title)
+    except OSError as exc:
+        raise FhsError(f"{path}: cannot write ({exc.strerror}).", code="output-unwritable") from exc
+    return Path(path)
+
+
+def set_text(cell: Any, value: Any) -> None:
+    """Put a value in an openpyxl cell so that text is always text, never a formula."""
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+
+
+def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title[:31])
+    ws.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header = []
+    for name in columns:
+        cell = WriteOnlyCell(ws, value=name)
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    for row in rows:
+        out = []
+        for v in row:
+            cell = WriteOnlyCell(ws, value=v)
+            if isinstance(v, str):
+                cell.data_type = "s"
+            out.append(cell)
+        ws.append(out)
+    wb.save(path)

@@ -1,0 +1,432 @@
+"""Validation of the FK_ODS_ORDER_CREATE order sheet: a table of findings, never an exception.
+
+Speed matters (a night's sheet can hold a million rows): every row is first checked by a
+vectorised regular expression; only rows that fail it (a handful, in practice) go through the
+per-character classifier that explains what is wrong. Duplicates are found on the 18 digits read as
+an int64, not on the strings.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fhs_bulk import domain
+from fhs_bulk.errors import SheetError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from fhs_bulk.sheets import Sheet
+
+ORDER_ID_PATTERN = r"^OD[0-9]{18}$"
+FSN_COLUMN = "fsn"
+SERVICE_COLUMN = "service"
+MAX_SHOWN = 40  # characters of a cell a message may echo
+TOO_LONG = 64
+
+# Every finding code, its severity and what the person fixing the sheet should do. Stable: scripts
+# and the README depend on these names.
+CODES: dict[str, tuple[str, str]] = {
+    # sheet-level (exit 2)
+    "sheet-not-found": ("sheet", "the path does not exist; check it"),
+    "sheet-is-directory": ("sheet", "a directory was given; name the file"),
+    "sheet-empty-file": ("sheet", "the file has 0 bytes; export it again"),
+    "sheet-unknown-type": ("sheet", "save as .xlsx, .xls, .ods or .csv"),
+    "sheet-unreadable": ("sheet", "damaged or not a spreadsheet; open and save it again"),
+    "sheet-encoding": ("sheet", "not UTF-8; save as 'CSV UTF-8'"),
+    "sheet-name": ("sheet", "the spreadsheet must be named FK_ODS_ORDER_CREATE"),
+    "header-missing": ("sheet", "the header row must hold the column fk_order_id"),
+    "header-duplicate": ("sheet", "the column fk_order_id appears more than once"),
+    "no-data-rows": ("sheet", "the sheet has a header but no orders"),
+    # row-level errors (exit 1)
+    "order-id-blank": ("error", "the row has data but no order ID"),
+    "order-id-number": ("error", "the ID became a number; format the column as Text and re-enter the IDs"),
+    "order-id-formula": ("error", "the cell holds a formula; type the ID itself"),
+    "order-id-too-long": ("error", "far too long to be an order ID; paste the ID alone"),
+    "order-id-character": ("error", "a character other than A-Z and 0-9 (often an invisible space)"),
+    "order-id-lowercase": ("error", "order IDs are upper case (OD...)"),
+    "order-id-prefix": ("error", "order IDs start with OD"),
+    "order-id-length": ("error", "an order ID is OD + 18 digits, 20 characters"),
+    "order-id-digits": ("error", "after OD come 18 digits only"),
+    "order-id-duplicate": ("error", "the same order ID is on an earlier row; delete this row"),
+    "fsn-not-ods": ("error", "only FSNs that start with ODS may be bulk registered"),
+    "service-not-bulk-eligible": ("error", "the service is not one of the 14 bulk-eligible services"),
+    # warnings (do not block)
+    "order-id-whitespace": ("warning", "spaces or tabs around the ID were trimmed"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    row: int | None
+    column: str | None
+    code: str
+    message: str
+    value: str | None = None
+    severity: str = "error"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "code": self.code, "message": self.message,
+                "value": self.value}
+
+
+def shown(value: str) -> str:
+    """A cell value safe to echo: cut, with invisible characters made visible."""
+    cut = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + f"… ({len(value)} characters)"
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in cut)
+
+
+def _char_name(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED CHARACTER')}"
+
+
+_NUMBER_TEXT = re.compile(r"[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def check_order_id(raw: str, kind: str | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """Classify one order ID cell: (trimmed value, [(code, message), ...]).
+
+    At most one error is returned (the most useful one), plus a whitespace warning if trimmed.
+    """
+    issues: list[tuple[str, str]] = []
+    if kind == "number":
+        return raw, [("order-id-number",
+                      f"the cell holds the number {shown(raw)}, not text: the spreadsheet turned the order ID "
+                      "into a number and its last digits are lost. Format the column as Text and re-enter the "
+                      "IDs (copy them again from the order system).")]
+    if kind == "formula" or raw.startswith("="):
+        return raw, [("order-id-formula",
+                      f"the cell holds a formula ({shown(raw)}), not an order ID. Type or paste the ID "
+                      "itself (Paste Special > Values).")]
+    if len(raw) > TOO_LONG:
+        return raw, [("order-id-too-long",
+                      f"{len(raw)} characters, far too long for an order ID (starts {shown(raw)}). Put one "
+                      "order ID (OD + 18 digits) in the cell.")]
+    value = raw.strip(" \t")
+    if value != raw:
+        issues.append(("order-id-whitespace", "spaces or tabs around the order ID were trimmed"))
+    if not value:
+        return value, issues + [("order-id-blank", "the row has data but no order ID. Add the ID or delete "
+                                                   "the row.")]
+    if _NUMBER_TEXT.fullmatch(value) and not (len(value) == 18 and value.isdigit()):
+        return value, issues + [("order-id-number",
+                                 f"'{shown(value)}' is a number, not an order ID: a spreadsheet turned the ID "
+                                 "into a number (digits are lost). Format the column as Text and re-enter the "
+                                 "IDs.")]
+    for pos, ch in enumerate(value, 1):
+        if ch not in _ALNUM:
+            return value, issues + [("order-id-character",
+                                     f"character {_char_name(ch)} at position {pos} is not allowed: an order ID "
+                                     "holds only A-Z and 0-9. Retype the ID (invisible spaces often come from "
+                                     "copying out of a web page).")]
+    if value != value.upper():
+        fixed = value.upper()
+        hint = f" Write '{fixed}'." if re.fullmatch(ORDER_ID_PATTERN, fixed) else ""
+        return value, issues + [("order-id-lowercase",
+                                 f"'{shown(value)}' has lower-case letters; order IDs are upper case.{hint}")]
+    if value.isdigit() and len(value) == 18:
+        return value, issues + [("order-id-prefix",
+                                 f"'{value}' lacks the OD prefix. Write 'OD{value}'.")]
+    if not value.startswith("OD"):
+        return value, issues + [("order-id-prefix",
+                                 f"'{shown(value)}' does not start with OD; every Flipkart order ID does "
+                                 "(OD + 18 digits).")]
+    if len(value) != 20:
+        return value, issues + [("order-id-length",
+                                 f"'{shown(value)}' has {len(value)} characters; an order ID is OD + 18 digits "
+                                 "(20 characters). Check for a missing or extra digit.")]
+    if not value[2:].isdigit():
+        return value, issues + [("order-id-digits",
+                                 f"'{value}' has letters after OD; an order ID is OD followed by 18 digits.")]
+    return value, issues
+
+
+@dataclass
+class ValidationReport:
+    """What validate found: the counts, every finding, and the rows an upload may send."""
+
+    source: str
+    sheet_name: str
+    rows: int = 0
+    sheet_error: Finding | None = None
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    # Per data row (non-blank), in sheet order:
+    row_numbers: Any = None  # np.ndarray[int64]
+    order_ids: Any = None  # pa.Array of the (trimmed) order ID text
+    valid_mask: Any = None  # np.ndarray[bool]
+    headers: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        return 0 if self.valid_mask is None else int(self.valid_mask.sum())
+
+    @property
+    def invalid(self) -> int:
+        return self.rows - self.valid
+
+    @property
+    def ok(self) -> bool:
+        return self.sheet_error is None and not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        if self.sheet_error is not None:
+            return 2
+        return 1 if self.errors else 0
+
+    def first_error_by_row(self) -> dict[int, Finding]:
+        out: dict[int, Finding] = {}
+        for f in self.errors:
+            if f.row is not None and f.row not in out:
+                out[f.row] = f
+        return out
+
+    def valid_orders(self) -> list[tuple[int, str]]:
+        """(row, order ID) of every valid row, in sheet order."""
+        import numpy as np
+
+        if self.valid_mask is None:
+            return []
+        idx = np.nonzero(self.valid_mask)[0]
+        ids = self.order_ids.take(idx).to_pylist()
+        return list(zip(self.row_numbers[idx].tolist(), ids, strict=True))
+
+    def as_dict(self) -> dict[str, Any]:
+        errors = ([self.sheet_error] if self.sheet_error else []) + self.errors
+        return {
+            "sheet": self.source,
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "errors": [f.as_dict() for f in errors],
+            "warnings": [f.as_dict() for f in self.warnings],
+        }
+
+
+def _sheet_finding(err: SheetError) -> Finding:
+    return Finding(None, None, err.code, err.message, None, "sheet")
+
+
+def validate_sheet(source: str | Path, *, check_name: bool = True) -> ValidationReport:
+    """Read and validate an order sheet. Sheet-level problems land in ``report.sheet_error``."""
+    from fhs_bulk import sheets
+
+    source = str(source)
+    report = ValidationReport(source=source, sheet_name=sheets.sheet_name_of(source))
+    try:
+        sheet = sheets.read_sheet(source)
+    except SheetError as err:
+        report.sheet_error = _sheet_finding(err)
+        return report
+    return validate_loaded(sheet, report, check_name=check_name)
+
+
+def _header_problem(sheet: Sheet) -> Finding | None:
+    col = domain.ORDER_ID_COLUMN
+    count = sheet.headers.count(col)
+    if count == 1:
+        return None
+    if count > 1:
+        where = ", ".join(_col_letter(i) for i, h in enumerate(sheet.headers) if h == col)
+        return Finding(None, col, "header-duplicate",
+                       f"{sheet.source}: the column '{col}' appears {count} times (columns {where}); keep one.",
+                       None, "sheet")
+    near = [h for h in sheet.headers if _loose(h) == _loose(col) or _loose(h) in {"orderid", "order"}]
+    if near:
+        found = f"found '{shown(near[0])}'"
+    elif sheet.headers:
+        found = "found " + ", ".join(f"'{shown(h)}'" for h in sheet.headers[:6] if h) or "found an empty header"
+    else:
+        found = "the sheet is empty"
+    return Finding(None, col, "header-missing",
+                   f"{sheet.source}: row {sheet.header_row} must hold the column header '{col}', spelled exactly "
+                   f"so (SRMS requires it); {found}. Rename the header to '{col}'.", None, "sheet")
+
+
+def _loose(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.lower()).removeprefix("fk")
+
+
+def _col_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
+                    check_name: bool = True) -> ValidationReport:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if report is None:
+        report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
+    report.headers = sheet.headers
+    if check_name and sheet.name != domain.ORDER_SHEET_NAME:
+        report.sheet_error = Finding(
+            None, None, "sheet-name",
+            f"{sheet.source}: the spreadsheet is named '{shown(sheet.name)}'; SRMS bulk registration requires "
+            f"the name '{domain.ORDER_SHEET_NAME}'. Rename the file (or the Google Sheet) and try again.",
+            None, "sheet")
+        return report
+    problem = _header_problem(sheet)
+    if problem:
+        report.sheet_error = problem
+        return report
+    c_id = sheet.column_index(domain.ORDER_ID_COLUMN)
+    assert c_id is not None
+    n = len(sheet)
+    # Non-blank rows: any cell with text. Whitespace-only cells are judged in the slow path.
+    nonblank = np.zeros(n, dtype=bool)
+    for col in sheet.columns:
+        nonblank |= pc.greater(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+    ids_all: pa.Array = sheet.columns[c_id]
+    ok_all = pc.match_substring_regex(ids_all, ORDER_ID_PATTERN).to_numpy(zero_copy_only=False)
+    id_kinds = sheet.cell_kinds.get(c_id, {})
+    if id_kinds:
+        bad = np.fromiter((i for i, k in id_kinds.items() if k in ("number", "formula")), dtype=np.int64)
+        ok_all[bad] = False
+
+    # Slow path: rows with text whose ID is not plainly valid.
+    slow = np.nonzero(nonblank & ~ok_all)[0]
+    trimmed: dict[int, str] = {}
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    row_numbers_all = sheet.row_numbers
+    if len(slow):
+        ids_slow = ids_all.take(pa.array(slow)).to_pylist()
+        cols_slow = [c.take(pa.array(slow)).to_pylist() for c in sheet.columns]
+        for j, i in enumerate(slow.tolist()):
+            if all(not cols_slow[c][j].strip() for c in range(len(cols_slow))):
+                nonblank[i] = False  # whitespace-only row: blank
+                continue
+            row = int(row_numbers_all[i])
+            value, issues = check_order_id(ids_slow[j], id_kinds.get(i))
+            has_error = False
+            for code, message in issues:
+                if CODES[code][0] == "warning":
+                    warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j]),
+                                            "warning"))
+                else:
+                    has_error = True
+                    errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j])))
+            if not has_error:
+                trimmed[i] = value
+                ok_all[i] = True
+
+    keep = np.nonzero(nonblank)[0]
+    if len(keep) == 0:
+        report.sheet_error = Finding(None, None, "no-data-rows",
+                                     f"{sheet.source}: the sheet has the header but no orders below it. Paste "
+                                     f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
+        return report
+
+    ids = ids_all
+    if trimmed:
+        py = ids_all.to_pylist()
+        for i, v in trimmed.items():
+            py[i] = v
+        ids = pa.array(py, type=pa.string())
+
+    # Duplicates among the valid IDs, on the 18 digits as int64.
+    valid_idx = np.nonzero(ok_all & nonblank)[0]
+    if len(valid_idx):
+        valid_ids = ids.take(pa.array(valid_idx)) if len(valid_idx) != n else ids
+        digits = pc.cast(pc.utf8_slice_codeunits(valid_ids, 2), pa.int64()).to_numpy(zero_copy_only=False)
+        counts = pc.value_counts(pa.array(digits))
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_numpy(
+            zero_copy_only=False)
+        if len(repeated):
+            positions = np.nonzero(np.isin(digits, repeated))[0]
+            first_row: dict[int, int] = {}
+            for p in positions.tolist():
+                key = int(digits[p])
+                i = int(valid_idx[p])
+                row = int(row_numbers_all[i])
+                if key not in first_row:
+                    first_row[key] = row
+                    continue
+                ok_all[i] = False
+                value = ids[i].as_py()
+                errors.append(Finding(row, domain.ORDER_ID_COLUMN, "order-id-duplicate",
+                                      f"'{value}' is already on row {first_row[key]}; each order goes in once. "
+                                      "Delete this row.", value))
+
+    _check_optional_columns(sheet, nonblank, ok_all, errors)
+
+    report.rows = len(keep)
+    report.row_numbers = row_numbers_all[keep]
+    report.order_ids = ids.take(pa.array(keep)) if len(keep) != n else ids
+    report.valid_mask = ok_all[keep]
+    errors.sort(key=lambda f: (f.row or 0))
+    warnings.sort(key=lambda f: (f.row or 0))
+    report.errors = errors
+    report.warnings = warnings
+    return report
+
+
+def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, errors: list[Finding]) -> None:
+    """FSN and service, when the sheet has those columns: checked per distinct value, not per row."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
+        c = _find_column(sheet.headers, name)
+        if c is None:
+            continue
+        encoded = pc.dictionary_encode(sheet.columns[c])
+        verdicts = [judge(v) for v in encoded.dictionary.to_pylist()]
+        bad_codes = np.array([v is not None for v in verdicts], dtype=bool)
+        if not bad_codes.any():
+            continue
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        rows_bad = np.nonzero(bad_codes[indices] & nonblank)[0]
+        for i in rows_bad.tolist():
+            code, message = verdicts[indices[i]]  # type: ignore[misc]
+            ok[i] = False
+            value = encoded.dictionary[indices[i]].as_py()
+            errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message, shown(value)))
+
+
+def _find_column(headers: Iterable[str], name: str) -> int | None:
+    for i, h in enumerate(headers):
+        if h.strip().casefold() == name:
+            return i
+    return None
+
+
+def _judge_fsn(value: str) -> tuple[str, str] | None:
+    v = value.strip()
+    if v.startswith(domain.ODS_FSN_PREFIX):
+        return None
+    if not v:
+        return ("fsn-not-ods", "the FSN is empty; only orders whose FSN starts with ODS may be bulk registered. "
+                               "Fill it in or remove the row.")
+    return ("fsn-not-ods", f"FSN '{shown(v)}' does not start with ODS: only ODS service orders may be bulk "
+                           "registered. Remove the row (register it as a single ticket if it needs service).")
+
+
+_ELIGIBLE_LOWER = {s.casefold(): s for s in domain.BULK_ELIGIBLE_SERVICES}
+
+
+def _judge_service(value: str) -> tuple[str, str] | None:
+    if domain.eligible_service(value):
+        return None
+    if not value.strip():
+        return ("service-not-bulk-eligible", "the service is empty; name one of the 14 bulk-eligible services.")
+    close = get_close_matches(" ".join(value.split()).casefold(), list(_ELIGIBLE_LOWER), n=1, cutoff=0.6)
+    hint = f" Did you mean '{_ELIGIBLE_LOWER[close[0]]}'?" if close else (
+        " Only the 14 bulk-eligible services may go in this sheet (see the README).")
+    return ("service-not-bulk-eligible", f"service '{shown(value)}' is not bulk-eligible.{hint}")
