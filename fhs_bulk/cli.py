@@ -137,6 +137,247 @@ def sheets_templates(out_dir: str) -> None:
         click.echo(str(path))
 
 
+# ---------------------------------------------------------------- logging
+
+
+def _setup_logging(quiet: bool, log_file: str | None, debug: bool, live: bool) -> None:
+    """Plain timestamped lines when not on a terminal (cron), nothing animated; phones always masked."""
+    import logging
+
+    from fhs_bulk.privacy import PhoneMaskFilter
+
+    root = logging.getLogger("fhs_bulk")
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    mask = PhoneMaskFilter()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.ERROR if quiet else (logging.DEBUG if debug else (logging.WARNING if live
+                                                                                 else logging.INFO)))
+    console.setFormatter(fmt)
+    console.addFilter(mask)
+    root.addHandler(console)
+    if log_file:
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(fmt)
+        fh.addFilter(mask)
+        root.addHandler(fh)
+
+
+def _is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+# ---------------------------------------------------------------- upload
+
+
+@main.command()
+@click.argument("sheet")
+@click.option("--out", "out", help="Results file (.csv or .xlsx). Default: <sheet>.results.csv beside the sheet.")
+@click.option("--dry-run", is_flag=True, help="Validate and look up the ledger and SRMS (read-only); send nothing.")
+@click.option("--batch-size", default=1000, show_default=True, help="Orders per SRMS bulk job (1-1000).")
+@click.option("--concurrency", default=4, show_default=True, help="Bulk jobs in flight at once.")
+@click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append the full log to FILE.")
+@click.option("--state-dir", envvar="FHS_STATE_DIR", help="Ledger and lock directory [env FHS_STATE_DIR].")
+@click.option("--srms-url", help="SRMS base URL (overrides FHS_SRMS_URL and the config file).")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the SRMS token.")
+@click.option("--deadline", default=1800.0, show_default=True, help="Give up retrying after this many seconds.")
+@click.pass_context
+def upload(ctx: click.Context, sheet: str, out: str | None, dry_run: bool, batch_size: int, concurrency: int,
+           strict: bool, as_json: bool, quiet: bool, log_file: str | None, state_dir: str | None,
+           srms_url: str | None, token_file: str | None, deadline: float) -> None:
+    """Register every valid order of SHEET with SRMS and write one reference ID per order.
+
+    Exit 0: all registered; 1: some rows invalid or rejected; 2: unusable sheet or options;
+    3: some orders failed for transient reasons (re-run later); 4: another upload holds the lock.
+    """
+    from fhs_bulk import config
+    from fhs_bulk.ledger import Ledger
+    from fhs_bulk.lock import RunLock
+    from fhs_bulk.srms.connection import connect
+    from fhs_bulk.table_file import table_format
+    from fhs_bulk.upload import UploadOptions, default_out, upload_sheet, write_results
+
+    live = _is_terminal() and not quiet and not as_json
+    _setup_logging(quiet, log_file, ctx.obj.get("debug", False), live)
+    options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
+    options.check()
+    out_path = out or str(default_out(sheet))
+    table_format(out_path)
+    cfg = config.load_config()
+    settings = config.srms_settings(srms_url, token_file, cfg)
+    state = config.state_dir(state_dir, cfg)
+    if not quiet:
+        click.echo("SRMS: " + (settings.url or "embedded mock SRMS on the bundled catalogue (no FHS_SRMS_URL set)"),
+                   err=True)
+    lock = RunLock(state) if not dry_run else None
+    if lock:
+        lock.__enter__()
+    try:
+        ledger = Ledger(state)
+        try:
+            with connect(settings, deadline=deadline, connections=max(4, concurrency * 2)) as conn:
+                if live:
+                    result = _upload_with_progress(upload_sheet, sheet, conn, ledger, options)
+                else:
+                    result = upload_sheet(sheet, conn, ledger, options)
+        finally:
+            ledger.close()
+        if not dry_run:
+            write_results(result, out_path)
+    finally:
+        if lock:
+            lock.__exit__(None, None, None)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    if not quiet:
+        _print_upload_summary(result, live)
+    sys.exit(result.exit_code)
+
+
+def _upload_with_progress(fn: Any, sheet: str, conn: Any, ledger: Any, options: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]uploading"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]} orders/s"), TimeRemainingColumn(),
+                  console=_stderr_console(), transient=True) as bar:
+        task = bar.add_task("upload", total=None, rate="-")
+        import time as _time
+
+        t0 = _time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            elapsed = max(1e-6, _time.monotonic() - t0)
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
+
+        return fn(sheet, conn, ledger, options, progress=progress)
+
+
+def _print_upload_summary(result: Any, live: bool) -> None:
+    c = result.counts
+    line = (f"{'dry run: ' if result.dry_run else ''}registered {c.get('registered', 0)}, "
+            f"already {c.get('already-registered', 0)}, rejected {c.get('rejected', 0)}, "
+            f"invalid {c.get('invalid', 0)}, failed {c.get('failed', 0)}"
+            + (f", would send {c.get('would-send', 0)}" if result.dry_run else "")
+            + f" in {result.elapsed:.2f}s ({result.orders_per_s:,.0f} orders/s)")
+    if result.retries:
+        line += f"; {result.retries} retries"
+    if result.out:
+        line += f"; results: {result.out}"
+    if live:
+        from rich.table import Table
+
+        table = Table(title="Upload summary", title_justify="left")
+        colours = {"registered": "green", "already-registered": "cyan", "rejected": "yellow",
+                   "invalid": "red", "failed": "bold red", "would-send": "blue"}
+        table.add_column("status")
+        table.add_column("orders", justify="right")
+        for status, n in c.items():
+            if n or status in ("registered", "failed"):
+                table.add_row(f"[{colours.get(status, 'white')}]{status}[/]", str(n))
+        _stderr_console().print(table)
+    click.echo(line, err=True)
+    problems = [r for r in result.rows if r.status in ("invalid", "rejected", "failed")][:10]
+    for r in problems:
+        click.echo(f"  row {r.row}\t{r.fk_order_id}\t{r.status}\t{r.code or ''}\t{r.message}", err=True)
+
+
+# ---------------------------------------------------------------- srms
+
+
+@main.group()
+def srms() -> None:
+    """The mock SRMS: serve it, and move its tickets along the journey."""
+
+
+@srms.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=8787, show_default=True)
+@click.option("--db", "db_path", default="srms.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="SQLite file holding all state.")
+@click.option("--catalogue", type=click.Path(exists=True, dir_okay=False),
+              help="Order catalogue CSV to load (default: the bundled one, when the db has none).")
+@click.option("--token", help="Bearer token clients must send (visible to other users in ps: prefer "
+                              "--token-file or FHS_SRMS_TOKEN).")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the bearer token.")
+@click.option("--latency-ms", default=0.0, help="Mean added latency per request (jitter 0.5x-1.5x).")
+@click.option("--rate-limit", default=0.0, help="Requests per second before 429 with Retry-After.")
+@click.option("--fail-rate", default=0.0, help="Fraction of requests answered 500/503 before doing anything.")
+@click.option("--drop-rate", default=0.0, help="Fraction of requests whose work is committed, then the "
+                                               "connection dropped without an answer.")
+@click.option("--max-jobs", default=0, help="Bulk jobs open at once before 429.")
+@click.option("--job-delay-ms", default=0.0, help="A new job reads 'in_progress' for this long.")
+@click.option("--seed", type=int, help="Seed for the knobs' randomness.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token: str | None,
+               token_file: str | None, latency_ms: float, rate_limit: float, fail_rate: float,
+               drop_rate: float, max_jobs: int, job_delay_ms: float, seed: int | None, log_level: str) -> None:
+    """Run the mock SRMS over HTTP (FastAPI on uvicorn). API docs at /docs, schema at /openapi.json."""
+    from fhs_bulk.config import _read_token_file
+    from fhs_bulk.srms import catalogue as cat
+    from fhs_bulk.srms.server import Chaos, serve
+    from fhs_bulk.srms.store import Store
+
+    secret = token or (_read_token_file(token_file) if token_file else os.environ.get("FHS_SRMS_TOKEN"))
+    if not secret:
+        raise FhsError("give the token clients must send: --token-file FILE, FHS_SRMS_TOKEN or --token.",
+                       code="no-token")
+    for name, value in (("--fail-rate", fail_rate), ("--drop-rate", drop_rate)):
+        if not 0 <= value <= 1:
+            raise FhsError(f"{name} is a fraction between 0 and 1.", code="usage")
+    store = Store(db_path)
+    if catalogue:
+        loaded = store.load_catalogue(cat.load(catalogue))
+    elif not store.catalogue:
+        loaded = store.load_catalogue(cat.load(cat.bundled_path()))
+    else:
+        loaded = 0
+    chaos = Chaos(latency_ms, rate_limit, fail_rate, drop_rate, max_jobs, job_delay_ms, seed)
+    click.echo(f"SRMS mock on http://{host}:{port} (db {db_path}; {len(store.catalogue)} catalogue orders"
+               f"{f', {loaded} loaded now' if loaded else ''})", err=True)
+    click.echo(f"realism knobs: {chaos.describe()}" + ("  <- THIS SERVER MISBEHAVES ON PURPOSE" if chaos.active
+                                                       else ""), err=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}, not loopback", err=True)
+    serve(store, secret, host, port, chaos, log_level=log_level)
+
+
+@srms.command("advance")
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--until", required=True, help="Move tickets forward up to this date (YYYY-MM-DD).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def srms_advance(db_path: str, until: str, seed: int, as_json: bool) -> None:
+    """Move every open ticket through the journey up to a date, with realistic odds (deterministic)."""
+    from datetime import date
+
+    from fhs_bulk.srms.journey import advance
+    from fhs_bulk.srms.store import Store
+
+    try:
+        until_date = date.fromisoformat(until)
+    except ValueError:
+        raise FhsError(f"--until '{until}' is not a date; write YYYY-MM-DD.", code="usage") from None
+    store = Store(db_path)
+    try:
+        result = advance(store, until_date, seed)
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(json.dumps(result.__dict__) + "\n")
+    else:
+        click.echo(f"moved {result.tickets} open tickets: {result.events} status changes", err=True)
+        for status, n in result.by_state.items():
+            click.echo(f"  {status}: {n}", err=True)
+
+
 def run() -> None:  # pragma: no cover - console entry for python -m
     main(prog_name="fhs-bulk", auto_envvar_prefix=None)
 

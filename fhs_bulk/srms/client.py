@@ -1,0 +1,235 @@
+"""The SRMS client: httpx with connection reuse, tenacity retries that honour Retry-After, and a
+total deadline so an unattended run never hangs. The token lives in one header and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+
+from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.srms import schemas as s
+
+log = logging.getLogger("fhs_bulk.srms")
+M = TypeVar("M", bound=BaseModel)
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class SrmsError(FhsError):
+    """SRMS refused the request (a 4xx other than 429): retrying will not help."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"SRMS answered {status} {code}: {message}", code=code, exit_code=Exit.UNUSABLE)
+        self.status = status
+        self.field = field
+
+
+class SrmsUnavailable(FhsError):
+    """Retries exhausted (timeouts, connection errors, 429, 5xx): safe to re-run later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="srms-unavailable", exit_code=Exit.TRANSIENT)
+
+
+class _Retryable(Exception):
+    def __init__(self, status: int, retry_after: float | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass
+class RetryStats:
+    retries: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def note(self, reason: str) -> None:
+        self.retries += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, _Retryable):
+        return str(exc.status)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection dropped"
+    if isinstance(exc, httpx.TransportError):
+        return "connection error"
+    return type(exc).__name__
+
+
+class SrmsClient:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, deadline: float = 600.0,
+                 attempts: int = 8, backoff: float = 0.2, max_backoff: float = 10.0,
+                 connections: int = 16) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.deadline = deadline
+        self.deadline_at = time.monotonic() + deadline
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.stats = RetryStats()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "fhs-bulk"},
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+
+    def __repr__(self) -> str:  # never the token
+        return f"SrmsClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SrmsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def remaining(self) -> float:
+        """Seconds left of the whole run's deadline (retries stop before it)."""
+        return max(0.0, self.deadline_at - time.monotonic())
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_backoff) + random.uniform(0, 0.05)
+        base = min(self.max_backoff, self.backoff * (2 ** (state.attempt_number - 1)))
+        return random.uniform(base / 2, base)  # jitter
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.stats.note(_reason(exc))
+        log.debug("retrying %s after %s (attempt %d)", state.fn.__name__ if state.fn else "request", _reason(exc),
+                  state.attempt_number)
+
+    def _request(self, method: str, path: str, model: type[M], *, json: Any = None,
+                 headers: dict[str, str] | None = None, retry: bool = True,
+                 on_status: Callable[[httpx.Response], M | None] | None = None) -> M:
+        def once() -> M:
+            if self.remaining() <= 0:
+                raise SrmsUnavailable(f"the deadline of {self.deadline:g}s passed before SRMS answered; "
+                                      "try again later")
+            resp = self._http.request(method, path, json=json, headers=headers)
+            if resp.status_code in RETRY_STATUSES:
+                raise _Retryable(resp.status_code, _retry_after(resp), _error_text(resp))
+            if on_status is not None:
+                special = on_status(resp)
+                if special is not None:
+                    return special
+            if resp.status_code >= 400:
+                code, message, fld = _error_parts(resp)
+                raise SrmsError(resp.status_code, code, message, fld)
+            return model.model_validate_json(resp.content)
+
+        if not retry:
+            return once()
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable | httpx.TransportError)),
+            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.remaining()),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(once)
+        except _Retryable as exc:
+            raise SrmsUnavailable(f"SRMS at {self.base_url} kept answering {exc.status} ({exc}); "
+                                  "try again later") from None
+        except httpx.TransportError as exc:
+            raise SrmsUnavailable(f"SRMS at {self.base_url} could not be reached ({_reason(exc)}: "
+                                  f"{type(exc).__name__}); try again later") from None
+
+    # ------------------------------------------------------------ API
+
+    def health(self) -> s.Health:
+        return self._request("GET", "/healthz", s.Health)
+
+    def create_job(self, order_ids: list[str], key: str) -> s.BulkJob:
+        return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
+                             json={"order_ids": order_ids}, headers={"Idempotency-Key": key})
+
+    def get_job(self, job_id: str) -> s.BulkJob:
+        return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}", s.BulkJob)
+
+    def job_results(self, job_id: str) -> s.BulkJobResults:
+        return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}/results", s.BulkJobResults)
+
+    def register(self, order_ids: list[str], key: str, *, poll: float = 0.05, max_poll: float = 2.0) -> s.BulkJobResults:
+        """Create (or find again, by key) a job and wait for its per-order results."""
+        job = self.create_job(order_ids, key)
+        while job.state != "complete":
+            if self.remaining() <= 0:
+                raise SrmsUnavailable(f"job {job.job_id} did not complete within {self.deadline:g}s")
+            time.sleep(poll)
+            poll = min(max_poll, poll * 2)
+            job = self.get_job(job.job_id)
+        return self.job_results(job.job_id)
+
+    def lookup(self, order_ids: list[str]) -> s.Registrations:
+        return self._request("POST", f"{s.API_PREFIX}/registrations/lookup", s.Registrations,
+                             json={"order_ids": order_ids})
+
+    def create_ticket(self, request: s.TicketCreate, key: str) -> s.Ticket:
+        return self._request("POST", f"{s.API_PREFIX}/tickets", s.Ticket,
+                             json=request.model_dump(mode="json"), headers={"Idempotency-Key": key})
+
+    def get_ticket(self, ticket_id: str) -> s.Ticket | None:
+        def not_found(resp: httpx.Response) -> s.Ticket | None:
+            if resp.status_code == 404:
+                raise _NotFound()
+            return None
+
+        try:
+            return self._request("GET", f"{s.API_PREFIX}/tickets/{ticket_id}", s.Ticket, on_status=not_found)
+        except _NotFound:
+            return None
+
+    def query_tickets(self, ids: list[str]) -> s.Tickets:
+        return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.Tickets, json={"ids": ids})
+
+
+class _NotFound(Exception):
+    pass
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _error_parts(resp: httpx.Response) -> tuple[str, str, str | None]:
+    try:
+        body = resp.json()
+        err = body.get("error") or {}
+        return str(err.get("code") or resp.status_code), str(err.get("message") or "")[:500], err.get("field")
+    except Exception:
+        return str(resp.status_code), resp.text[:200], None
+
+
+def _error_text(resp: httpx.Response) -> str:
+    code, message, _ = _error_parts(resp)
+    return f"{code}: {message}" if message else code

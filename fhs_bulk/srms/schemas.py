@@ -1,0 +1,144 @@
+"""The SRMS API, as pydantic models: the server validates with them and the client parses with them,
+so the two cannot drift."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fhs_bulk import domain
+
+API_PREFIX = "/v1"
+MAX_BATCH = 1000
+ORDER_ID_RE = r"^OD[0-9]{18}$"
+REFERENCE_ID_RE = r"^BK-[0-9A-Za-z]{4}[0-9a-f]{32}$"
+TICKET_ID_RE = r"^SRM-[0-9]{10}$"
+REFERENCE_ID_PATTERN = re.compile(REFERENCE_ID_RE)
+TICKET_ID_PATTERN = re.compile(TICKET_ID_RE)
+
+OrderId = Annotated[str, Field(pattern=ORDER_ID_RE, examples=["OD118034507542581000"])]
+RejectCode = Literal["fsn-not-ods", "service-not-bulk-eligible", "order-not-found"]
+JobState = Literal["in_progress", "complete"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Model):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(_Model):
+    error: ErrorDetail
+
+
+class Health(_Model):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class BulkJobCreate(_Model):
+    order_ids: list[OrderId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BulkJob(_Model):
+    job_id: str
+    state: JobState
+    created_at: str
+    total: int
+    registered: int
+    already_registered: int
+    rejected: int
+
+
+class OrderOutcome(_Model):
+    fk_order_id: str
+    status: Literal["registered", "already-registered", "rejected"]
+    code: RejectCode | None = None
+    reference_id: str | None = None
+    ticket_id: str | None = None
+
+
+class BulkJobResults(_Model):
+    job_id: str
+    results: list[OrderOutcome]
+
+
+class OrderLookup(_Model):
+    order_ids: list[OrderId] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Registration(_Model):
+    fk_order_id: str
+    reference_id: str | None
+    ticket_id: str
+
+
+class Registrations(_Model):
+    registrations: list[Registration]
+
+
+class TicketCreate(_Model):
+    client: Literal["Jeeves Consumer Services"] = domain.CLIENT_NAME
+    fk_order_id: OrderId
+    customer_name: Annotated[str, Field(min_length=1, max_length=200)]
+    phone: Annotated[str, Field(pattern=r"^[6-9][0-9]{9}$", description="10-digit Indian mobile number")]
+    address: Annotated[str, Field(min_length=1, max_length=500)]
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    pincode: Annotated[str, Field(pattern=r"^[1-9][0-9]{5}$")]
+    service: Annotated[str, Field(min_length=1, max_length=100)]
+    preferred_date: date
+    remarks: Annotated[str, Field(max_length=2000)] = ""
+
+    @field_validator("service")
+    @classmethod
+    def _known_service(cls, value: str) -> str:
+        canonical = domain.known_service(value)
+        if canonical is None:
+            raise ValueError(f"unknown service '{value[:60]}'")
+        return canonical
+
+
+class HistoryEntry(_Model):
+    at: str
+    status: str
+    sub_status: str
+    remark: str = ""
+
+
+class Ticket(_Model):
+    ticket_id: str
+    reference_id: str | None
+    fk_order_id: str
+    client: str
+    source: Literal["bulk", "single"]
+    service: str
+    customer_name: str
+    phone: str
+    address: str
+    city: str
+    pincode: str
+    preferred_date: str | None
+    spd: str
+    status: str
+    sub_status: str
+    remarks: str
+    created_at: str
+    updated_at: str
+    status_changed_at: str
+    history: list[HistoryEntry]
+
+
+class TicketQuery(_Model):
+    ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Tickets(_Model):
+    tickets: list[Ticket]
+    unknown: list[str]

@@ -1,0 +1,242 @@
+"""The nightly bulk upload: validate, consult the ledger, register through bulk jobs, write results.
+
+Exactly once: every batch's key and body are in the ledger before it is sent, so whatever dies
+(this process, the network, SRMS) a re-run sends the same key and body and SRMS answers the original
+job. SRMS itself registers an order at most once, so even a lost ledger cannot double-register.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhs_bulk.errors import Exit, FhsError, SheetError
+from fhs_bulk.srms.client import SrmsError, SrmsUnavailable, new_key
+from fhs_bulk.srms.connection import Connection
+from fhs_bulk.srms.schemas import MAX_BATCH
+
+log = logging.getLogger("fhs_bulk.upload")
+
+RESULT_COLUMNS = ["row", "fk_order_id", "status", "code", "reference_id", "ticket_id", "message"]
+STATUSES = ("registered", "already-registered", "rejected", "invalid", "failed")
+REJECT_MESSAGES = {
+    "fsn-not-ods": "SRMS: the order's FSN does not start with ODS; only ODS service orders are bulk registered",
+    "service-not-bulk-eligible": "SRMS: the order's service is not bulk-eligible; create a single ticket instead",
+    "order-not-found": "SRMS: no such Flipkart order; check the ID",
+}
+
+
+@dataclass
+class UploadOptions:
+    batch_size: int = MAX_BATCH
+    concurrency: int = 4
+    strict: bool = False
+    dry_run: bool = False
+
+    def check(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise FhsError(f"--batch-size must be between 1 and {MAX_BATCH}.", code="usage")
+        if not 1 <= self.concurrency <= 64:
+            raise FhsError("--concurrency must be between 1 and 64.", code="usage")
+
+
+@dataclass
+class RowResult:
+    row: int
+    fk_order_id: str
+    status: str
+    code: str | None = None
+    reference_id: str | None = None
+    ticket_id: str | None = None
+    message: str = ""
+
+    def as_list(self) -> list[Any]:
+        return [self.row, self.fk_order_id, self.status, self.code, self.reference_id, self.ticket_id,
+                self.message]
+
+
+@dataclass
+class UploadResult:
+    sheet: str
+    srms: str
+    rows: list[RowResult]
+    elapsed: float
+    sent: int = 0
+    batches: int = 0
+    resent_batches: int = 0
+    retries: int = 0
+    dry_run: bool = False
+    out: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        if self.counts.get("failed"):
+            return Exit.TRANSIENT
+        if self.counts.get("invalid") or self.counts.get("rejected"):
+            return Exit.DATA
+        return Exit.OK
+
+    @property
+    def orders_per_s(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet, "srms": self.srms, "dry_run": self.dry_run, "out": self.out,
+            "rows": len(self.rows), "counts": self.counts, "sent": self.sent, "batches": self.batches,
+            "resent_batches": self.resent_batches, "retries": self.retries,
+            "elapsed_s": round(self.elapsed, 3), "orders_per_s": round(self.orders_per_s, 1),
+            "exit_code": int(self.exit_code),
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptions | None = None, *,
+                 progress: Progress | None = None) -> UploadResult:
+    """Run one upload. The caller holds the run lock and owns the ledger and the connection."""
+    from fhs_bulk.validate import validate_sheet
+
+    options = options or UploadOptions()
+    options.check()
+    started = time.monotonic()
+    report = validate_sheet(sheet)
+    if report.sheet_error is not None:
+        raise SheetError(report.sheet_error.message, code=report.sheet_error.code, path=sheet)
+    log.info("validated %s: %d rows, %d valid, %d invalid", sheet, report.rows, report.valid, report.invalid)
+    if options.strict and report.errors:
+        first = report.errors[0]
+        raise FhsError(f"{report.invalid} invalid rows and --strict: nothing was sent. First: row {first.row}: "
+                       f"{first.code}: {first.message}", code="strict", exit_code=Exit.DATA)
+    valid = report.valid_orders()
+    order_ids = [oid for _, oid in valid]
+    known = ledger.known(conn.identity, order_ids)
+    outcome: dict[str, RowResult] = {}
+    for oid, k in known.items():
+        if k.status in ("registered", "already-registered"):
+            outcome[oid] = RowResult(0, oid, "already-registered", None, k.reference_id, k.ticket_id,
+                                     "registered by an earlier run")
+    pending = ledger.pending_batches(conn.identity)
+    in_pending = {oid for _, ids in pending for oid in ids}
+    to_send = [oid for oid in order_ids if oid not in outcome and oid not in in_pending]
+    result = UploadResult(sheet=sheet, srms=conn.description, rows=[], elapsed=0.0, dry_run=options.dry_run,
+                          warnings=len(report.warnings))
+    if options.dry_run:
+        _dry_run(conn, to_send, pending, outcome)
+    else:
+        batches = [(new_key(), to_send[i:i + options.batch_size])
+                   for i in range(0, len(to_send), options.batch_size)]
+        if batches:
+            ledger.plan(conn.identity, batches)
+        work = pending + batches
+        result.batches = len(work)
+        result.resent_batches = len(pending)
+        if pending:
+            log.info("re-sending %d batches whose answer an earlier run never saw (same keys)", len(pending))
+        log.info("sending %d orders in %d batches to %s", len(to_send) + len(in_pending), len(work), conn.description)
+        result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress)
+        result.retries = conn.client.stats.retries
+    result.rows = _rows(report, outcome, options.dry_run)
+    result.counts = {s: 0 for s in STATUSES} | _count(result.rows)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _dry_run(conn: Connection, to_send: list[str], pending: list, outcome: dict[str, RowResult]) -> None:
+    for _, ids in pending:
+        to_send = to_send + [i for i in ids if i not in outcome]
+    for start in range(0, len(to_send), MAX_BATCH):
+        chunk = to_send[start:start + MAX_BATCH]
+        for reg in conn.client.lookup(chunk).registrations:
+            outcome[reg.fk_order_id] = RowResult(0, reg.fk_order_id, "already-registered", None, reg.reference_id,
+                                                 reg.ticket_id, "already registered in SRMS (dry run)")
+
+
+def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], concurrency: int,
+          outcome: dict[str, RowResult], progress: Progress | None) -> int:
+    total = sum(len(ids) for _, ids in work)
+    done = 0
+    if progress:
+        progress(0, total)
+
+    def run(key: str, ids: list[str]) -> tuple[str, list[str], Any, str | None]:
+        try:
+            res = conn.client.register(ids, key)
+        except SrmsUnavailable as exc:
+            return key, ids, None, exc.message
+        except SrmsError as exc:
+            return key, ids, None, exc.message
+        rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
+        ledger.record(conn.identity, key, res.job_id, rows)
+        return key, ids, res, None
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch") as pool:
+        futures = [pool.submit(run, key, ids) for key, ids in work]
+        for fut in as_completed(futures):
+            key, ids, res, error = fut.result()
+            if res is None:
+                log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
+                            key[:8], len(ids), error)
+                for oid in ids:
+                    outcome.setdefault(oid, RowResult(0, oid, "failed", "srms-unavailable", None, None,
+                                                      f"not confirmed by SRMS ({error}); safe to re-run"))
+            else:
+                for r in res.results:
+                    message = REJECT_MESSAGES.get(r.code or "", "") if r.status == "rejected" else ""
+                    outcome[r.fk_order_id] = RowResult(0, r.fk_order_id, r.status, r.code, r.reference_id,
+                                                       r.ticket_id, message)
+            done += len(ids)
+            if progress:
+                progress(done, total)
+    return total
+
+
+def _rows(report: Any, outcome: dict[str, RowResult], dry_run: bool) -> list[RowResult]:
+    first_error = report.first_error_by_row()
+    rows: list[RowResult] = []
+    if report.row_numbers is None:
+        return rows
+    ids = report.order_ids.to_pylist()
+    valid = report.valid_mask.tolist()
+    for row, oid, ok in zip(report.row_numbers.tolist(), ids, valid, strict=True):
+        if not ok:
+            f = first_error.get(row)
+            rows.append(RowResult(row, oid, "invalid", f.code if f else "invalid", None, None,
+                                  f.message if f else ""))
+            continue
+        o = outcome.get(oid)
+        if o is None:
+            status = "would-send" if dry_run else "failed"
+            rows.append(RowResult(row, oid, status, None if dry_run else "not-sent", None, None,
+                                  "would be sent" if dry_run else "not sent; safe to re-run"))
+        else:
+            rows.append(RowResult(row, oid, o.status, o.code, o.reference_id, o.ticket_id, o.message))
+    return rows
+
+
+def _count(rows: list[RowResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def write_results(result: UploadResult, out: str | Path) -> Path:
+    from fhs_bulk.table_file import write_table
+
+    path = write_table(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), sheet_title="results")
+    result.out = str(path)
+    return path
+
+
+def default_out(sheet: str) -> Path:
+    p = Path(sheet)
+    return p.with_name(p.stem + ".results.csv")
