@@ -346,7 +346,10 @@ def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token:
                                                        else ""), err=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}, not loopback", err=True)
-    serve(store, secret, host, port, chaos, log_level=log_level)
+    try:
+        serve(store, secret, host, port, chaos, log_level=log_level)
+    finally:
+        store.close()
 
 
 @srms.command("advance")

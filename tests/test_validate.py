@@ -1,0 +1,338 @@
+"""The order sheet: every finding code, every sheet-level error, the file quirks of real programs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import Workbook, load_workbook
+
+from fhs_bulk.cli import main
+from fhs_bulk.validate import CODES, check_order_id, validate_sheet
+
+GOOD = ["OD118034507542581000", "OD118034507542581001", "OD218034507542581002"]
+
+
+def write_csv(path: Path, rows: list[list[str]], *, bom: bool = False, newline: str = "\n",
+              delimiter: str = ",") -> Path:
+    text = newline.join(delimiter.join(r) for r in rows) + newline
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+def sheet(tmp_path: Path, rows: list[list[str]], name: str = "FK_ODS_ORDER_CREATE.csv", **kw) -> Path:
+    return write_csv(tmp_path / name, rows, **kw)
+
+
+def codes(report) -> list[str]:  # type: ignore[no-untyped-def]
+    return [f.code for f in report.errors]
+
+
+# ------------------------------------------------------------ the order-ID checker (property tests)
+
+order_ids = st.from_regex(r"\AOD[0-9]{18}\Z")
+
+
+@given(order_ids)
+def test_every_valid_id_passes(oid: str) -> None:
+    assert check_order_id(oid) == (oid, [])
+
+
+@given(order_ids, st.integers(0, 19))
+def test_lowercase_is_caught(oid: str, _: int) -> None:
+    value, issues = check_order_id(oid.lower())
+    assert [c for c, _ in issues] == ["order-id-lowercase"]
+    assert "OD" + oid[2:] in issues[0][1]
+
+
+@given(order_ids, st.integers(2, 19), st.sampled_from(["\u00a0", "\u200b", "-", "/", "é", "\u2009"]))
+def test_foreign_character_named_by_code_point_and_position(oid: str, pos: int, ch: str) -> None:
+    bad = oid[:pos] + ch + oid[pos:]
+    _, issues = check_order_id(bad)
+    assert [c for c, _ in issues] == ["order-id-character"]
+    assert f"U+{ord(ch):04X}" in issues[0][1] and f"position {pos + 1}" in issues[0][1]
+
+
+@given(order_ids, st.integers(2, 19))
+def test_missing_digit_is_length(oid: str, pos: int) -> None:
+    _, issues = check_order_id(oid[:pos] + oid[pos + 1:])
+    assert [c for c, _ in issues] == ["order-id-length"]
+
+
+@given(order_ids, st.integers(2, 19), st.sampled_from("0123456789"))
+def test_extra_digit_is_length(oid: str, pos: int, d: str) -> None:
+    _, issues = check_order_id(oid[:pos] + d + oid[pos:])
+    assert [c for c, _ in issues] == ["order-id-length"]
+
+
+@given(order_ids, st.integers(2, 19), st.sampled_from("ABCXYZ"))
+def test_letter_among_digits(oid: str, pos: int, letter: str) -> None:
+    _, issues = check_order_id(oid[:pos] + letter + oid[pos + 1:])
+    assert [c for c, _ in issues] == ["order-id-digits"]
+
+
+@given(order_ids, st.sampled_from(["OX", "DO", "0D", "QD"]))
+def test_wrong_prefix(oid: str, prefix: str) -> None:
+    _, issues = check_order_id(prefix + oid[2:])
+    assert [c for c, _ in issues] == ["order-id-prefix"]
+
+
+@given(order_ids, st.text(" \t", min_size=1, max_size=3), st.text(" \t", max_size=3))
+def test_surrounding_spaces_are_a_warning_only(oid: str, before: str, after: str) -> None:
+    value, issues = check_order_id(before + oid + after)
+    assert value == oid
+    assert [c for c, _ in issues] == ["order-id-whitespace"]
+
+
+def test_number_shapes_and_formula_and_huge_value() -> None:
+    assert check_order_id("1.18034507542581E+17")[1][0][0] == "order-id-number"
+    assert check_order_id("118034507542581000", "number")[1][0][0] == "order-id-number"
+    assert check_order_id("118034507542581000")[1][0][0] == "order-id-prefix"  # 18 digits: OD lost
+    assert check_order_id('="OD118034507542581000"')[1][0][0] == "order-id-formula"
+    huge = "OD" + "1" * 1_000_000
+    _, issues = check_order_id(huge)
+    assert issues[0][0] == "order-id-too-long" and len(issues[0][1]) < 300
+
+
+# ------------------------------------------------------------ sheets
+
+
+def test_valid_csv(tmp_path: Path) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id"], *[[g] for g in GOOD]]))
+    assert r.ok and r.rows == 3 and r.valid == 3 and r.exit_code == 0
+
+
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_bom_and_crlf(tmp_path: Path, bom: bool, newline: str) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id", "remarks"], [GOOD[0], "x"], [GOOD[1], "y"]],
+                             bom=bom, newline=newline))
+    assert r.ok and r.valid == 2, r.as_dict()
+
+
+def test_row_numbers_count_blank_lines_and_skip_blank_rows(tmp_path: Path) -> None:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text(f"fk_order_id,remarks\n{GOOD[0]},a\n\n,\n{GOOD[0]},dup\n" + ",\n" * 5000, encoding="utf-8")
+    r = validate_sheet(p)
+    assert r.rows == 2
+    assert [(f.row, f.code) for f in r.errors] == [(5, "order-id-duplicate")]
+    assert "row 2" in r.errors[0].message
+
+
+def test_duplicates_name_the_first_row(tmp_path: Path) -> None:
+    rows = [["fk_order_id"], [GOOD[0]], [GOOD[1]], [GOOD[0]], [" " + GOOD[1]]]
+    r = validate_sheet(sheet(tmp_path, rows))
+    assert [(f.row, f.code) for f in r.errors] == [(4, "order-id-duplicate"), (5, "order-id-duplicate")]
+    assert "row 2" in r.errors[0].message and "row 3" in r.errors[1].message
+    assert [f.code for f in r.warnings] == ["order-id-whitespace"]
+
+
+def test_fsn_and_service_columns(tmp_path: Path) -> None:
+    rows = [["fk_order_id", "fsn", "service"], [GOOD[0], "ODSABCDEFGHIJKLM", "sp  tv"],
+            [GOOD[1], "TVSABCDEFGHIJKLM", "SP TV"], [GOOD[2], "ODSABCDEFGHIJKLM", "Geyzer"]]
+    r = validate_sheet(sheet(tmp_path, rows))
+    assert [(f.row, f.code) for f in r.errors] == [(3, "fsn-not-ods"), (4, "service-not-bulk-eligible")]
+    assert "Did you mean 'Geyser'" in r.errors[1].message
+    assert r.valid == 1
+
+
+@pytest.mark.parametrize("header,found", [("FK_ORDER_ID", "FK_ORDER_ID"), ("Order ID", "Order ID")])
+def test_wrong_header_is_sheet_level(tmp_path: Path, header: str, found: str) -> None:
+    r = validate_sheet(sheet(tmp_path, [[header], [GOOD[0]]]))
+    assert r.sheet_error.code == "header-missing" and found in r.sheet_error.message
+    assert "fk_order_id" in r.sheet_error.message and r.exit_code == 2
+
+
+def test_duplicate_header(tmp_path: Path) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id", "fk_order_id"], [GOOD[0], GOOD[1]]]))
+    assert r.sheet_error.code == "header-duplicate"
+
+
+def test_wrong_sheet_name(tmp_path: Path) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id"], [GOOD[0]]], name="orders.csv"))
+    assert r.sheet_error.code == "sheet-name" and "FK_ODS_ORDER_CREATE" in r.sheet_error.message
+
+
+def test_no_data_rows(tmp_path: Path) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id", "x"], ["", ""], [" ", ""]]))
+    assert r.sheet_error.code == "no-data-rows"
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_semicolon_and_tab_exports_are_read(tmp_path: Path, delimiter: str) -> None:
+    r = validate_sheet(sheet(tmp_path, [["fk_order_id", "remarks"], [GOOD[0], "a"], ["od1", "b"]],
+                             delimiter=delimiter))
+    assert r.rows == 2 and r.valid == 1 and codes(r) == ["order-id-lowercase"]
+
+
+def test_other_encoding_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_bytes(f"fk_order_id,remarks\n{GOOD[0]},caf\xe9\n".encode("latin-1"))
+    r = validate_sheet(p)
+    assert r.sheet_error.code == "sheet-encoding" and "line 2" in r.sheet_error.message
+
+
+def test_utf16_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_bytes(f"fk_order_id\n{GOOD[0]}\n".encode("utf-16"))
+    assert validate_sheet(p).sheet_error.code == "sheet-encoding"
+
+
+def test_ragged_csv_is_read(tmp_path: Path) -> None:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text(f"fk_order_id,remarks\n{GOOD[0]}\n{GOOD[1]},a,extra\n", encoding="utf-8")
+    r = validate_sheet(p)
+    assert r.rows == 2 and r.valid == 2
+
+
+@pytest.mark.parametrize("name,content,code", [
+    ("FK_ODS_ORDER_CREATE.csv", None, "sheet-not-found"),
+    ("FK_ODS_ORDER_CREATE.csv", b"", "sheet-empty-file"),
+    ("FK_ODS_ORDER_CREATE.pdf", b"%PDF-1.4", "sheet-unknown-type"),
+    ("FK_ODS_ORDER_CREATE.xlsx", b"\x00\x01garbage" * 50, "sheet-unreadable"),
+    ("FK_ODS_ORDER_CREATE.csv", b"\x00\x01\x02garbage", "sheet-unreadable"),
+])
+def test_files_that_are_not_sheets(tmp_path: Path, name: str, content: bytes | None, code: str) -> None:
+    p = tmp_path / name
+    if content is not None:
+        p.write_bytes(content)
+    r = validate_sheet(p)
+    assert r.sheet_error.code == code and str(p) in r.sheet_error.message
+
+
+def test_truncated_xlsx_and_directory(tmp_path: Path) -> None:
+    full = xlsx(tmp_path / "full.xlsx", [["fk_order_id"], [GOOD[0]]])
+    p = tmp_path / "FK_ODS_ORDER_CREATE.xlsx"
+    p.write_bytes(full.read_bytes()[:300])
+    assert validate_sheet(p).sheet_error.code == "sheet-unreadable"
+    d = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    d.mkdir()
+    assert validate_sheet(d).sheet_error.code == "sheet-is-directory"
+
+
+def xlsx(path: Path, rows: list[list[object]], formulas: dict[str, str] | None = None,
+         trailing_formatted: int = 0) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    for r in rows:
+        ws.append(r)
+    for ref, f in (formulas or {}).items():
+        ws[ref] = f
+    for i in range(trailing_formatted):
+        ws.cell(row=len(rows) + 1 + i, column=1).number_format = "@"
+        ws.cell(row=len(rows) + 1 + i, column=1).value = None
+    wb.save(path)
+    return path
+
+
+def test_xlsx_number_formula_and_trailing_rows(tmp_path: Path) -> None:
+    p = xlsx(tmp_path / "FK_ODS_ORDER_CREATE.xlsx",
+             [["fk_order_id", "remarks"], [GOOD[0], "ok"], [118034507542581000, "number"], [None, "formula"],
+              [GOOD[1], "ok"]],
+             formulas={"A4": '="OD1180345075425"&"81009"'}, trailing_formatted=3000)
+    r = validate_sheet(p)
+    assert r.rows == 4 and r.valid == 2
+    assert [(f.row, f.code) for f in r.errors] == [(3, "order-id-number"), (4, "order-id-formula")]
+    assert "1.18034507542581E+17" in r.errors[0].message
+
+
+def test_xls_and_ods(tmp_path: Path) -> None:
+    import xlwt
+
+    wb = xlwt.Workbook()
+    ws = wb.add_sheet("Sheet1")
+    for i, v in enumerate(["fk_order_id", GOOD[0], 118034507542581000.0, "od1"]):
+        ws.write(i, 0, v)
+    wb.save(str(tmp_path / "FK_ODS_ORDER_CREATE.xls"))
+    r = validate_sheet(tmp_path / "FK_ODS_ORDER_CREATE.xls")
+    assert r.valid == 1 and codes(r) == ["order-id-number", "order-id-lowercase"]
+
+    ods = tmp_path / "FK_ODS_ORDER_CREATE.ods"
+    write_ods(ods, [["fk_order_id"], [GOOD[0]], [GOOD[0]], ["OD12"]])
+    r = validate_sheet(ods)
+    assert r.rows == 3 and codes(r) == ["order-id-duplicate", "order-id-length"]
+
+
+def write_ods(path: Path, rows: list[list[str]]) -> None:
+    """A minimal OpenDocument spreadsheet, as LibreOffice would read it."""
+    cells = "".join(
+        "<table:table-row>" + "".join(
+            f'<table:table-cell office:value-type="string"><text:p>{v}</text:p></table:table-cell>' for v in r)
+        + "</table:table-row>" for r in rows)
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="Sheet1">{cells}</table:table>'
+        "</office:spreadsheet></office:body></office:document-content>")
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", content)
+        z.writestr("META-INF/manifest.xml", manifest)
+
+
+# ------------------------------------------------------------ the command
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = sheet(tmp_path, [["fk_order_id"], [GOOD[0]]])
+    res = runner.invoke(main, ["validate", str(ok), "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout) == {"sheet": str(ok), "rows": 1, "valid": 1, "invalid": 0, "errors": [],
+                                      "warnings": []}
+    bad = sheet(tmp_path / "..", [["fk_order_id"], [GOOD[0]], ["od1 "]])
+    res = runner.invoke(main, ["validate", str(bad), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and doc["invalid"] == 1 and doc["errors"][0]["row"] == 3
+    assert doc["errors"][0]["column"] == "fk_order_id" and doc["warnings"][0]["code"] == "order-id-whitespace"
+    res = runner.invoke(main, ["validate", str(tmp_path / "missing.csv"), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 2 and doc["errors"][0]["row"] is None and doc["errors"][0]["code"] == "sheet-not-found"
+    res = runner.invoke(main, ["validate"])
+    assert res.exit_code == 2
+
+
+def test_cli_human_output_and_report(tmp_path: Path) -> None:
+    p = sheet(tmp_path, [["fk_order_id"], *[[f"od{i}"] for i in range(30)]])
+    out = tmp_path / "findings.xlsx"
+    res = CliRunner().invoke(main, ["validate", str(p), "--report", str(out)])
+    assert res.exit_code == 1
+    assert "30 rows, 0 valid, 30 invalid" in res.stderr and "and 10 more" in res.stderr
+    assert "Traceback" not in res.output
+    ws = load_workbook(out).active
+    assert ws.max_row == 31 and ws["D2"].value == "order-id-lowercase"
+    csv_out = tmp_path / "findings.csv"
+    CliRunner().invoke(main, ["validate", str(p), "--report", str(csv_out)])
+    assert len(list(csv.reader(open(csv_out)))) == 31
+
+
+def test_samples_show_both_outcomes() -> None:
+    from tests.conftest import SAMPLES
+
+    for name in ("FK_ODS_ORDER_CREATE.xlsx", "FK_ODS_ORDER_CREATE.csv"):
+        r = validate_sheet(SAMPLES / name)
+        assert r.sheet_error is None and r.valid > 20 and r.invalid >= 4
+        assert {"order-id-number", "order-id-duplicate", "order-id-lowercase", "order-id-character"} <= set(codes(r))
+
+
+def test_every_code_is_documented_in_the_readme() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [c for c in CODES if f"`{c}`" not in readme]
+    assert not missing, missing
