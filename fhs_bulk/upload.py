@@ -116,6 +116,12 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         first = report.errors[0]
         raise FhsError(f"{report.invalid} invalid rows and --strict: nothing was sent. First: row {first.row}: "
                        f"{first.code}: {first.message}", code="strict", exit_code=Exit.DATA)
+    unreachable = None
+    try:
+        conn.client.ping()
+    except SrmsUnavailable as exc:
+        unreachable = exc.message
+        log.error("%s; nothing is sent, every valid order is reported failed", unreachable)
     valid = report.valid_orders()
     order_ids = [oid for _, oid in valid]
     known = ledger.known(conn.identity, order_ids)
@@ -129,7 +135,11 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
     to_send = [oid for oid in order_ids if oid not in outcome and oid not in in_pending]
     result = UploadResult(sheet=sheet, srms=conn.description, rows=[], elapsed=0.0, dry_run=options.dry_run,
                           warnings=len(report.warnings))
-    if options.dry_run:
+    if unreachable:
+        for oid in to_send + sorted(in_pending):
+            outcome[oid] = RowResult(0, oid, "failed", "srms-unavailable", None, None,
+                                     f"not sent: {unreachable}")
+    elif options.dry_run:
         _dry_run(conn, to_send, pending, outcome)
     else:
         batches = [(new_key(), to_send[i:i + options.batch_size])

@@ -169,6 +169,10 @@ class SrmsClient:
     def health(self) -> s.Health:
         return self._request("GET", "/healthz", s.Health)
 
+    def ping(self) -> s.Health:
+        """Fail fast on a wrong URL or token, before any work."""
+        return self._request("GET", f"{s.API_PREFIX}/ping", s.Health)
+
     def create_job(self, order_ids: list[str], key: str) -> s.BulkJob:
         return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
                              json={"order_ids": order_ids}, headers={"Idempotency-Key": key})

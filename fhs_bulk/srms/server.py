@@ -206,6 +206,10 @@ def create_app(store: Store, token: str, chaos: Chaos | None = None) -> FastAPI:
         job["state"] = "complete" if time.time() >= ready_at else "in_progress"
         return job
 
+    @api.get("/ping", response_model=s.Health, tags=["health"], summary="Check the token (authenticated)")
+    async def ping() -> s.Health:
+        return s.Health(version=__version__)
+
     @api.post("/bulk-jobs", response_model=s.BulkJob, status_code=201, tags=["bulk"],
               summary="Create a bulk registration job (up to 1,000 orders)")
     async def create_job(body: s.BulkJobCreate, response: Response,

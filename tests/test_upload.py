@@ -1,0 +1,194 @@
+"""The bulk upload against a real `srms serve` subprocess: statuses, exactly-once across restarts,
+faults and dropped connections, the lock, the token, the embedded default."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from fhs_bulk import domain
+from fhs_bulk.srms import catalogue
+from tests.conftest import SAMPLES, TOKEN, cli_env, run_cli
+
+CAT = catalogue.load(catalogue.bundled_path())
+GOOD = [r["fk_order_id"] for r in CAT if r["fsn"].startswith("ODS") and domain.eligible_service(r["service"])]
+NON_ODS = [r["fk_order_id"] for r in CAT if not r["fsn"].startswith("ODS")]
+INELIGIBLE = [r["fk_order_id"] for r in CAT if r["fsn"].startswith("ODS") and not domain.eligible_service(r["service"])]
+
+
+def order_sheet(tmp_path: Path, ids: list[str], extra: list[list[str]] | None = None) -> Path:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["fk_order_id", "remarks"])
+        for i in ids:
+            w.writerow([i, ""])
+        for row in extra or []:
+            w.writerow(row)
+    return p
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_mixed_sheet_gives_every_status(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids = GOOD[:5] + [NON_ODS[0], INELIGIBLE[0], "OD999999999999999999"]
+    sheet = order_sheet(tmp_path, ids, extra=[["od1", "typo"], ["=HYPERLINK(1)", "formula"]])
+    out = tmp_path / "results.csv"
+    env = cli_env(tmp_path, srms)
+    r = run_cli("upload", str(sheet), "--out", str(out), "--json", env=env)
+    assert r.returncode == 1, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["counts"] == {"registered": 5, "already-registered": 0, "rejected": 3, "invalid": 2, "failed": 0}
+    rows = read_results(out)
+    assert [x["row"] for x in rows] == [str(i) for i in range(2, 12)]
+    assert [x["status"] for x in rows[5:8]] == ["rejected"] * 3
+    assert [x["code"] for x in rows[5:8]] == ["fsn-not-ods", "service-not-bulk-eligible", "order-not-found"]
+    assert rows[8]["code"] == "order-id-lowercase"
+    # The formula-looking cell is written so no spreadsheet evaluates it.
+    assert rows[9]["fk_order_id"] == "'=HYPERLINK(1)" and rows[9]["code"] == "order-id-formula"
+    assert all(x["reference_id"].startswith("BK-") for x in rows[:5])
+    assert TOKEN not in r.stdout + r.stderr
+
+
+def test_rerun_after_restart_returns_same_ids_and_changes_nothing(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sheet = order_sheet(tmp_path, GOOD[:40])
+    env = cli_env(tmp_path, srms)
+    assert run_cli("upload", str(sheet), "--out", str(tmp_path / "a.csv"), "--batch-size", "7", env=env).returncode == 0
+    srms.restart()
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "b.csv"), "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["sent"] == 0
+    a, b = read_results(tmp_path / "a.csv"), read_results(tmp_path / "b.csv")
+    assert {x["status"] for x in a} == {"registered"} and {x["status"] for x in b} == {"already-registered"}
+    assert [x["reference_id"] for x in a] == [x["reference_id"] for x in b]
+    # Even without the ledger, SRMS answers with the same IDs.
+    env2 = cli_env(tmp_path, srms, FHS_STATE_DIR=str(tmp_path / "fresh-state"))
+    run_cli("upload", str(sheet), "--out", str(tmp_path / "c.csv"), env=env2)
+    assert [x["reference_id"] for x in read_results(tmp_path / "c.csv")] == [x["reference_id"] for x in a]
+
+
+@pytest.mark.parametrize("knobs", [("--fail-rate", "0.2", "--seed", "11"), ("--drop-rate", "0.1", "--seed", "12"),
+                                   ("--rate-limit", "40", "--seed", "13")])
+def test_faults_still_give_exactly_once(srms_factory, tmp_path: Path, knobs: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    srv = srms_factory(*knobs)
+    sheet = order_sheet(tmp_path, GOOD[:120])
+    env = cli_env(tmp_path, srv)
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--batch-size", "10", "--json", env=env)
+    final = r
+    while final.returncode == 3:  # transient failures: re-run, as cron would
+        final = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--batch-size", "10", "--json",
+                        env=env)
+    assert final.returncode == 0, final.stderr
+    rows = read_results(tmp_path / "r.csv")
+    refs = [x["reference_id"] for x in rows]
+    assert all(refs) and len(set(refs)) == len(refs) == 120
+    import sqlite3
+
+    db = sqlite3.connect(srv.db)
+    assert db.execute("SELECT count(*), count(DISTINCT fk_order_id) FROM tickets").fetchone() == (120, 120)
+    server_refs = dict(db.execute("SELECT fk_order_id, reference_id FROM tickets"))
+    assert all(server_refs[x["fk_order_id"]] == x["reference_id"] for x in rows)
+    assert json.loads(r.stdout)["retries"] > 0 or knobs[0] == "--rate-limit"
+
+
+def test_srms_down_exits_3_and_rerun_finishes(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sheet = order_sheet(tmp_path, GOOD[:12])
+    env = cli_env(tmp_path, srms)
+    srms.stop()
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--deadline", "2", env=env)
+    assert r.returncode == 3, r.stderr
+    assert {x["status"] for x in read_results(tmp_path / "r.csv")} == {"failed"}
+    assert "Traceback" not in r.stderr
+    srms.start()
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), env=env)
+    assert r.returncode == 0 and {x["status"] for x in read_results(tmp_path / "r.csv")} == {"registered"}
+
+
+def test_lock_exits_4_naming_the_holder(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    state = Path(env["FHS_STATE_DIR"])
+    state.mkdir(parents=True)
+    fd = os.open(state / "upload.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, json.dumps({"pid": 4242, "host": "cron-box", "started": "2026-11-25T01:00:00+00:00"}).encode())
+    try:
+        r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:2])), env=env)
+    finally:
+        os.close(fd)
+    assert r.returncode == 4 and "pid 4242" in r.stderr and "2026-11-25T01:00:00" in r.stderr
+
+
+def test_sheet_problems_exit_2_and_strict_exits_1(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    wrong = tmp_path / "orders.csv"
+    wrong.write_text("fk_order_id\n" + GOOD[0] + "\n")
+    r = run_cli("upload", str(wrong), env=env)
+    assert r.returncode == 2 and "FK_ODS_ORDER_CREATE" in r.stderr
+    sheet = order_sheet(tmp_path, GOOD[:2], extra=[["od1", ""]])
+    r = run_cli("upload", str(sheet), "--strict", env=env)
+    assert r.returncode == 1 and "nothing was sent" in r.stderr
+    r = run_cli("upload", str(sheet), "--batch-size", "5000", env=env)
+    assert r.returncode == 2 and "--batch-size" in r.stderr
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.pdf"), env=env)
+    assert r.returncode == 2
+    for res in (r,):
+        assert "Traceback" not in res.stderr
+
+
+def test_dry_run_sends_nothing(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), "--out", str(tmp_path / "a.csv"), env=env)
+    sheet = order_sheet(tmp_path, GOOD[:6])
+    r = run_cli("upload", str(sheet), "--dry-run", "--json", env=cli_env(tmp_path, srms,
+                                                                         FHS_STATE_DIR=str(tmp_path / "s2")))
+    doc = json.loads(r.stdout)
+    assert doc["counts"]["already-registered"] == 3 and doc["counts"]["would-send"] == 3 and doc["sent"] == 0
+    import sqlite3
+
+    assert sqlite3.connect(srms.db).execute("SELECT count(*) FROM tickets").fetchone()[0] == 3
+
+
+def test_xlsx_results_are_text_not_formulas(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sheet = order_sheet(tmp_path, GOOD[:2], extra=[["=1+1", "x"], ["@SUM(A1)", "y"]])
+    out = tmp_path / "results.xlsx"
+    r = run_cli("upload", str(sheet), "--out", str(out), env=cli_env(tmp_path, srms))
+    assert r.returncode == 1
+    ws = load_workbook(out).active
+    assert [c.value for c in ws[1]] == ["row", "fk_order_id", "status", "code", "reference_id", "ticket_id",
+                                        "message"]
+    assert ws["B4"].value == "=1+1" and ws["B4"].data_type == "s"
+    assert ws["B5"].data_type == "s"
+
+
+def test_token_never_printed_even_with_debug(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    log = tmp_path / "upload.log"
+    r = run_cli("--debug", "upload", str(order_sheet(tmp_path, GOOD[:3])), "--log-file", str(log), env=env)
+    assert r.returncode == 0
+    assert TOKEN not in r.stdout + r.stderr + log.read_text()
+    env["FHS_SRMS_TOKEN"] = "wrong-" + TOKEN
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), env=env)
+    assert r.returncode == 2 and "403" in r.stderr and TOKEN not in r.stderr
+
+
+def test_embedded_default_on_the_samples(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    out = tmp_path / "results.csv"
+    r = run_cli("upload", str(SAMPLES / "FK_ODS_ORDER_CREATE.xlsx"), "--out", str(out), env=env, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "embedded mock SRMS" in r.stderr
+    rows = read_results(out)
+    assert {x["status"] for x in rows} == {"registered", "rejected", "invalid"}
+    r2 = run_cli("upload", str(SAMPLES / "FK_ODS_ORDER_CREATE.xlsx"), "--out", str(out), env=env, cwd=tmp_path)
+    rows2 = read_results(out)
+    assert r2.returncode == 1
+    assert [x["reference_id"] for x in rows] == [x["reference_id"] for x in rows2]
+    assert "already-registered" in {x["status"] for x in rows2}
