@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fhs_bulk import __version__
-from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.errors import FhsError
 
 EPILOG = ("Exit codes: 0 ok, 1 data problems (rows invalid/rejected/conflicting), 2 unusable input or "
           "command line, 3 SRMS unreachable or transient failures (re-run later), 4 another upload holds the lock.")

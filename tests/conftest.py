@@ -49,7 +49,8 @@ class Server:
             cmd += ["--catalogue", str(self.catalogue)]
         env = dict(os.environ, FHS_SRMS_TOKEN=self.token)
         self.log = self.db.with_suffix(".log")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -318,7 +318,8 @@ def test_cli_human_output_and_report(tmp_path: Path) -> None:
     assert ws.max_row == 31 and ws["D2"].value == "order-id-lowercase"
     csv_out = tmp_path / "findings.csv"
     CliRunner().invoke(main, ["validate", str(p), "--report", str(csv_out)])
-    assert len(list(csv.reader(open(csv_out)))) == 31
+    with open(csv_out, newline="") as fh:
+        assert len(list(csv.reader(fh))) == 31
 
 
 def test_samples_show_both_outcomes() -> None:

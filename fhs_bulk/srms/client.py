@@ -183,7 +183,8 @@ class SrmsClient:
     def job_results(self, job_id: str) -> s.BulkJobResults:
         return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}/results", s.BulkJobResults)
 
-    def register(self, order_ids: list[str], key: str, *, poll: float = 0.05, max_poll: float = 2.0) -> s.BulkJobResults:
+    def register(self, order_ids: list[str], key: str, *, poll: float = 0.05,
+                 max_poll: float = 2.0) -> s.BulkJobResults:
         """Create (or find again, by key) a job and wait for its per-order results."""
         job = self.create_job(order_ids, key)
         while job.state != "complete":

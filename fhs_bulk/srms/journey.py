@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from fhs_bulk import domain
 from fhs_bulk.srms.store import IST, Store, iso
@@ -95,7 +95,7 @@ def plan(ticket: dict, until: datetime, seed: int) -> tuple[list[tuple[str, str,
 
 
 def advance(store: Store, until: date, seed: int = 0) -> AdvanceResult:
-    end = datetime.combine(until, time(23, 59), IST).astimezone(timezone.utc)
+    end = datetime.combine(until, time(23, 59), IST).astimezone(UTC)
     events: list[tuple[str, str, str, str, str]] = []
     spd_changes: dict[str, str] = {}
     tickets = store.open_tickets()
