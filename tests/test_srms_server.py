@@ -92,7 +92,7 @@ def test_idempotency_key(srms) -> None:  # type: ignore[no-untyped-def]
     clash = job(c, GOOD[10:14], key)
     assert clash.status_code == 409 and clash.json()["error"]["code"] == "idempotency-key-reused"
     missing = c.post("/v1/bulk-jobs", json={"order_ids": GOOD[:1]})
-    assert missing.status_code == 400 and missing.json()["error"]["code"] == "idempotency-key-required"
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "header.idempotency-key"
 
 
 def test_limits_and_field_errors(srms) -> None:  # type: ignore[no-untyped-def]

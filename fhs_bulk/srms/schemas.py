@@ -7,7 +7,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from fhs_bulk import domain
 
@@ -21,6 +21,7 @@ TICKET_ID_PATTERN = re.compile(TICKET_ID_RE)
 
 OrderId = Annotated[str, Field(pattern=ORDER_ID_RE, examples=["OD118034507542581000"])]
 RejectCode = Literal["fsn-not-ods", "service-not-bulk-eligible", "order-not-found"]
+Service = Literal[domain.KNOWN_SERVICES]  # type: ignore[valid-type]
 JobState = Literal["in_progress", "complete"]
 
 
@@ -92,17 +93,9 @@ class TicketCreate(_Model):
     address: Annotated[str, Field(min_length=1, max_length=500)]
     city: Annotated[str, Field(min_length=1, max_length=100)]
     pincode: Annotated[str, Field(pattern=r"^[1-9][0-9]{5}$")]
-    service: Annotated[str, Field(min_length=1, max_length=100)]
+    service: Service
     preferred_date: date
     remarks: Annotated[str, Field(max_length=2000)] = ""
-
-    @field_validator("service")
-    @classmethod
-    def _known_service(cls, value: str) -> str:
-        canonical = domain.known_service(value)
-        if canonical is None:
-            raise ValueError(f"unknown service '{value[:60]}'")
-        return canonical
 
 
 class HistoryEntry(_Model):

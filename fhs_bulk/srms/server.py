@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +143,10 @@ class ChaosMiddleware:
                 self.jobs_in_flight -= 1
 
 
+IdempotencyKey = Annotated[str, Header(min_length=1, max_length=200, pattern=r"\S",
+                                       description="any unique string (a UUID); the same key and body "
+                                                   "return the same result")]
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": s.ErrorBody, "description": desc} for code, desc in (
         (400, "bad request (e.g. no Idempotency-Key)"), (401, "no bearer token"), (403, "wrong token"),
@@ -165,15 +169,6 @@ def create_app(store: Store, token: str, chaos: Chaos | None = None) -> FastAPI:
         given = authorization[7:].strip().encode()
         if not hmac.compare_digest(given, expected):
             raise ApiError(403, "forbidden", "the token is not valid for this SRMS")
-
-    def idem_key(idempotency_key: str | None) -> str:
-        if not idempotency_key or not idempotency_key.strip():
-            raise ApiError(400, "idempotency-key-required", "send an Idempotency-Key header (e.g. a UUID)",
-                           field="Idempotency-Key")
-        if len(idempotency_key) > 200:
-            raise ApiError(422, "invalid-request", "Idempotency-Key is longer than 200 characters",
-                           field="Idempotency-Key")
-        return idempotency_key.strip()
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -213,8 +208,8 @@ def create_app(store: Store, token: str, chaos: Chaos | None = None) -> FastAPI:
     @api.post("/bulk-jobs", response_model=s.BulkJob, status_code=201, tags=["bulk"],
               summary="Create a bulk registration job (up to 1,000 orders)")
     async def create_job(body: s.BulkJobCreate, response: Response,
-                         idempotency_key: str | None = Header(default=None)) -> dict:
-        key = idem_key(idempotency_key)
+                         idempotency_key: IdempotencyKey) -> dict:
+        key = idempotency_key.strip()
         try:
             job, created = store.create_job(key, body.order_ids, chaos.job_delay_ms / 1000)
         except KeyReused:
@@ -262,8 +257,8 @@ def create_app(store: Store, token: str, chaos: Chaos | None = None) -> FastAPI:
     @api.post("/tickets", response_model=s.Ticket, status_code=201, tags=["tickets"],
               summary="Create one ticket (client Jeeves Consumer Services)")
     async def create_ticket(body: s.TicketCreate, response: Response,
-                            idempotency_key: str | None = Header(default=None)) -> dict:
-        key = idem_key(idempotency_key)
+                            idempotency_key: IdempotencyKey) -> dict:
+        key = idempotency_key.strip()
         try:
             ticket, created = store.create_ticket(key, body.model_dump(mode="json"))
         except KeyReused:
