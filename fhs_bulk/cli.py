@@ -52,6 +52,25 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+class _NoPandas:
+    """An import hook that hides pandas.
+
+    pyarrow imports pandas (0.2-0.3 s) the first time it converts any Python object, only to probe
+    for pandas types. The commands that read sheets never hand pyarrow a pandas object, so they hide
+    pandas from it; library users (who may well use pandas) are not affected.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not used by this command")
+        return None
+
+
+def _without_pandas() -> None:
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
 def _stderr_console() -> Any:
     from rich.console import Console
 
@@ -95,6 +114,7 @@ def validate(sheet: str, as_json: bool, report: str | None, limit: int) -> None:
     """
     from fhs_bulk.validate import validate_sheet
 
+    _without_pandas()
     result = validate_sheet(sheet)
     if report:
         from fhs_bulk.findings_report import write_findings
@@ -204,6 +224,7 @@ def upload(ctx: click.Context, sheet: str, out: str | None, dry_run: bool, batch
     from fhs_bulk.table_file import table_format
     from fhs_bulk.upload import UploadOptions, default_out, upload_sheet, write_results
 
+    _without_pandas()
     live = _is_terminal() and not quiet and not as_json
     _setup_logging(quiet, log_file, ctx.obj.get("debug", False), live)
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)

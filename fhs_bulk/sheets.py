@@ -21,7 +21,6 @@ from fhs_bulk.errors import SheetError
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
 CSV_EXTENSIONS = {".csv", ".txt"}
 WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods", ".xlsb"}
@@ -40,7 +39,7 @@ class Sheet:
     source: str
     name: str
     headers: list[str]
-    columns: list[pa.Array]
+    columns: list[Any]  # per header: a pyarrow string array, or a list of str (see column_* below)
     row_numbers: np.ndarray
     header_row: int = 1
     worksheet: str | None = None
@@ -138,25 +137,24 @@ def _sniff_delimiter(header_line: str) -> str:
 
 
 def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
-    data = _check_csv_bytes(_read_bytes(path, shown), shown)
-    first_nl = data.find(b"\n")
-    head = data[: first_nl if first_nl >= 0 else len(data)]
     try:
-        header_line = head.decode("utf-8").rstrip("\r")
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError as exc:
+        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
+    head = _check_csv_bytes(head, shown)
+    first_nl = head.find(b"\n")
+    line = head[: first_nl if first_nl >= 0 else len(head)]
+    try:
+        header_line = line.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as exc:
-        raise _encoding_error(shown, data, exc) from exc
+        raise _encoding_error(shown, head, exc) from exc
     delimiter = _sniff_delimiter(header_line)
-    simple = (
-        header_line.strip(delimiter + " ") != ""
-        and b"\n\n" not in data
-        and b"\n\r\n" not in data
-        and b"\r\r" not in data
-        and (not header_names or all(h in header_line for h in header_names))
-    )
-    if simple:
-        sheet = _read_csv_arrow(data, shown, header_line, delimiter)
+    if header_line.strip(delimiter + " ") and (not header_names or all(h in header_line for h in header_names)):
+        sheet = _read_csv_arrow(path, shown, header_line, delimiter)
         if sheet is not None:
             return sheet
+    data = _check_csv_bytes(_read_bytes(path, shown), shown)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -165,8 +163,13 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
     return _sheet_from_rows(rows, shown, sheet_name_of(shown), None, {}, header_names)
 
 
-def _read_csv_arrow(data: bytes, shown: str, header_line: str, delimiter: str) -> Sheet | None:
-    """Fast path for a rectangular CSV with its header on line 1; None means 'use the general path'."""
+def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) -> Sheet | None:
+    """Fast path: pyarrow's multithreaded reader, every column as text.
+
+    Empty lines are kept (``ignore_empty_lines=False``), so record i is spreadsheet row i + 2; a file
+    pyarrow cannot take that way (ragged rows, blank lines in a multi-column file) returns None and
+    goes through the general reader.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -175,9 +178,10 @@ def _read_csv_arrow(data: bytes, shown: str, header_line: str, delimiter: str) -
     names = [f"c{i}" for i in range(len(headers))]
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=4 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                             ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
@@ -185,28 +189,20 @@ def _read_csv_arrow(data: bytes, shown: str, header_line: str, delimiter: str) -
             ),
         )
     except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+        if "utf8" in str(exc).lower():
+            data = _read_bytes(path, shown)
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as uexc:
                 raise _encoding_error(shown, data, uexc) from uexc
         return None  # ragged rows and other irregular files: the general reader copes
-    columns = [_as_array(table.column(i)) for i in range(table.num_columns)]
     return Sheet(
         source=shown,
         name=sheet_name_of(shown),
         headers=[h.strip("\ufeff") for h in headers],
-        columns=columns,
+        columns=[table.column(i) for i in range(table.num_columns)],
         row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int64),
     )
-
-
-def _as_array(chunked: Any) -> pa.Array:
-    import pyarrow as pa
-
-    if isinstance(chunked, pa.ChunkedArray):
-        return chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
-    return chunked
 
 
 # ---------------------------------------------------------------- workbooks
@@ -347,7 +343,6 @@ def _sheet_from_rows(
 ) -> Sheet:
     """The general path: a list of rows (any cell types) into a Sheet, keeping spreadsheet row numbers."""
     import numpy as np
-    import pyarrow as pa
 
     h = _find_header(rows, header_names)
     if h < 0:
@@ -362,16 +357,23 @@ def _sheet_from_rows(
         end -= 1
     body = body[:end]
     kinds: dict[int, dict[int, str]] = {}
-    cols: list[list[str]] = [[] for _ in range(width)]
-    for r, row in enumerate(body):
-        for c in range(width):
-            value = row[c] if c < len(row) else ""
-            text, kind = _cell_text(value)
-            cols[c].append(text)
-            if formulas and (h + r + 2, c + 1) in formulas:
-                kind = "formula"
-            if kind is not None:
-                kinds.setdefault(c, {})[r] = kind
+    cols: list[list[str]] = []
+    for c in range(width):
+        raw = [row[c] if c < len(row) else "" for row in body]
+        if all(type(v) is str for v in raw):  # the common case: a text column, nothing to convert
+            col = raw
+        else:
+            col = []
+            for r, value in enumerate(raw):
+                text, kind = _cell_text(value)
+                col.append(text)
+                if kind is not None:
+                    kinds.setdefault(c, {})[r] = kind
+        cols.append(col)
+    for (row_no, col_no) in formulas:
+        r, c = row_no - h - 2, col_no - 1
+        if 0 <= r < len(body) and 0 <= c < width:
+            kinds.setdefault(c, {})[r] = "formula"
     # Cells beyond the header's width are data the user will not see validated: keep them visible.
     notes = []
     if any(len(row) > width and not _is_blank(row[width:]) for row in body):
@@ -380,10 +382,56 @@ def _sheet_from_rows(
         source=shown,
         name=name,
         headers=headers,
-        columns=[pa.array(col, type=pa.string()) for col in cols],
+        columns=cols,
         row_numbers=np.arange(h + 2, h + 2 + len(body), dtype=np.int64),
         header_row=h + 1,
         worksheet=worksheet,
         cell_kinds=kinds,
         notes=notes,
     )
+
+
+# ---------------------------------------------------------------- columns
+
+# A column is a pyarrow (chunked) string array when read by pyarrow, or a plain list of str when
+# read from a workbook (so the xlsx path never pays for importing pyarrow).
+
+
+def column_take(col: Any, idx: Any) -> list[str]:
+    if isinstance(col, list):
+        return [col[i] for i in idx.tolist()]
+    import pyarrow as pa
+
+    return col.take(pa.array(idx, type=pa.int64())).to_pylist()
+
+
+def column_list(col: Any) -> list[str]:
+    return col if isinstance(col, list) else col.to_pylist()
+
+
+def column_buffers(col: Any) -> Any:
+    """Yield (offsets, data, first_row) per chunk: int64 byte offsets and the UTF-8 bytes, zero-copy
+    for arrow columns."""
+    import numpy as np
+
+    if isinstance(col, list):
+        encoded = [s.encode() for s in col]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        yield offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8), 0
+        return
+    import pyarrow as pa
+
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    first = 0
+    for chunk in chunks:
+        n = len(chunk)
+        if n == 0:
+            continue
+        _, offsets_buf, data_buf = chunk.buffers()
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + n + 1].astype(np.int64)
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+        yield offsets, data, first
+        first += n

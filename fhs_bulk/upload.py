@@ -214,7 +214,7 @@ def _rows(report: Any, outcome: dict[str, RowResult], dry_run: bool) -> list[Row
     rows: list[RowResult] = []
     if report.row_numbers is None:
         return rows
-    ids = report.order_ids.to_pylist()
+    ids = report.order_ids()
     valid = report.valid_mask.tolist()
     for row, oid, ok in zip(report.row_numbers.tolist(), ids, valid, strict=True):
         if not ok:

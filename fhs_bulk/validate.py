@@ -21,7 +21,6 @@ from fhs_bulk.errors import SheetError
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
     from fhs_bulk.sheets import Sheet
 
@@ -161,9 +160,11 @@ class ValidationReport:
     warnings: list[Finding] = field(default_factory=list)
     # Per data row (non-blank), in sheet order:
     row_numbers: Any = None  # np.ndarray[int64]
-    order_ids: Any = None  # pa.Array of the (trimmed) order ID text
     valid_mask: Any = None  # np.ndarray[bool]
     headers: list[str] = field(default_factory=list)
+    # (the sheet's ID column, indices of the data rows in it, trimmed values by index): the IDs are
+    # only turned into Python strings when an upload asks for them.
+    _ids: Any = field(default=None, repr=False)
 
     @property
     def valid(self) -> int:
@@ -190,15 +191,27 @@ class ValidationReport:
                 out[f.row] = f
         return out
 
+    def order_ids(self) -> list[str]:
+        """The order ID text of every data row (trimmed where it was trimmed), in sheet order."""
+        from fhs_bulk.sheets import column_take
+
+        if self._ids is None:
+            return []
+        column, keep, overrides = self._ids
+        ids = column_take(column, keep)
+        if overrides:
+            for pos, index in enumerate(keep.tolist()):
+                if index in overrides:
+                    ids[pos] = overrides[index]
+        return ids
+
     def valid_orders(self) -> list[tuple[int, str]]:
         """(row, order ID) of every valid row, in sheet order."""
-        import numpy as np
-
         if self.valid_mask is None:
             return []
-        idx = np.nonzero(self.valid_mask)[0]
-        ids = self.order_ids.take(idx).to_pylist()
-        return list(zip(self.row_numbers[idx].tolist(), ids, strict=True))
+        ids = self.order_ids()
+        rows = self.row_numbers.tolist()
+        return [(rows[i], ids[i]) for i, ok in enumerate(self.valid_mask.tolist()) if ok]
 
     def as_dict(self) -> dict[str, Any]:
         errors = ([self.sheet_error] if self.sheet_error else []) + self.errors
@@ -268,8 +281,8 @@ def _col_letter(index: int) -> str:
 def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                     check_name: bool = True) -> ValidationReport:
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from fhs_bulk.sheets import column_take
 
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
@@ -288,29 +301,27 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     c_id = sheet.column_index(domain.ORDER_ID_COLUMN)
     assert c_id is not None
     n = len(sheet)
-    # Non-blank rows: any cell with text. Whitespace-only cells are judged in the slow path.
-    nonblank = np.zeros(n, dtype=bool)
-    for col in sheet.columns:
-        nonblank |= pc.greater(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
-    ids_all: pa.Array = sheet.columns[c_id]
-    ok_all = pc.match_substring_regex(ids_all, ORDER_ID_PATTERN).to_numpy(zero_copy_only=False)
+    ids_all = sheet.columns[c_id]
+    # Hot path, vectorised over the raw bytes: which rows hold a plainly valid ID, and its 18 digits.
+    ok_all, digits = scan_order_ids(ids_all, n)
     id_kinds = sheet.cell_kinds.get(c_id, {})
-    if id_kinds:
-        bad = np.fromiter((i for i, k in id_kinds.items() if k in ("number", "formula")), dtype=np.int64)
-        ok_all[bad] = False
+    for i, kind in id_kinds.items():
+        if kind in ("number", "formula"):
+            ok_all[i] = False
 
-    # Slow path: rows with text whose ID is not plainly valid.
-    slow = np.nonzero(nonblank & ~ok_all)[0]
-    trimmed: dict[int, str] = {}
+    # Slow path: the (few) rows whose ID is not plainly valid, blank rows included.
+    nonblank = np.ones(n, dtype=bool)
+    slow = np.nonzero(~ok_all)[0]
+    overrides: dict[int, str] = {}
     errors: list[Finding] = []
     warnings: list[Finding] = []
     row_numbers_all = sheet.row_numbers
     if len(slow):
-        ids_slow = ids_all.take(pa.array(slow)).to_pylist()
-        cols_slow = [c.take(pa.array(slow)).to_pylist() for c in sheet.columns]
+        cols_slow = [column_take(c, slow) for c in sheet.columns]
+        ids_slow = cols_slow[c_id]
         for j, i in enumerate(slow.tolist()):
-            if all(not cols_slow[c][j].strip() for c in range(len(cols_slow))):
-                nonblank[i] = False  # whitespace-only row: blank
+            if all(not col[j].strip() for col in cols_slow):
+                nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
                 continue
             row = int(row_numbers_all[i])
             value, issues = check_order_id(ids_slow[j], id_kinds.get(i))
@@ -322,54 +333,25 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                 else:
                     has_error = True
                     errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j])))
-            if not has_error:
-                trimmed[i] = value
+            if not has_error:  # valid once trimmed
+                overrides[i] = value
                 ok_all[i] = True
+                digits[i] = int(value[2:])
 
-    keep = np.nonzero(nonblank)[0]
+    keep = np.nonzero(nonblank)[0] if len(slow) else np.arange(n)
     if len(keep) == 0:
         report.sheet_error = Finding(None, None, "no-data-rows",
                                      f"{sheet.source}: the sheet has the header but no orders below it. Paste "
                                      f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
         return report
 
-    ids = ids_all
-    if trimmed:
-        py = ids_all.to_pylist()
-        for i, v in trimmed.items():
-            py[i] = v
-        ids = pa.array(py, type=pa.string())
-
-    # Duplicates among the valid IDs, on the 18 digits as int64.
-    valid_idx = np.nonzero(ok_all & nonblank)[0]
-    if len(valid_idx):
-        valid_ids = ids.take(pa.array(valid_idx)) if len(valid_idx) != n else ids
-        digits = pc.cast(pc.utf8_slice_codeunits(valid_ids, 2), pa.int64()).to_numpy(zero_copy_only=False)
-        counts = pc.value_counts(pa.array(digits))
-        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_numpy(
-            zero_copy_only=False)
-        if len(repeated):
-            positions = np.nonzero(np.isin(digits, repeated))[0]
-            first_row: dict[int, int] = {}
-            for p in positions.tolist():
-                key = int(digits[p])
-                i = int(valid_idx[p])
-                row = int(row_numbers_all[i])
-                if key not in first_row:
-                    first_row[key] = row
-                    continue
-                ok_all[i] = False
-                value = ids[i].as_py()
-                errors.append(Finding(row, domain.ORDER_ID_COLUMN, "order-id-duplicate",
-                                      f"'{value}' is already on row {first_row[key]}; each order goes in once. "
-                                      "Delete this row.", value))
-
+    _find_duplicates(digits, ok_all, row_numbers_all, errors)
     _check_optional_columns(sheet, nonblank, ok_all, errors)
 
     report.rows = len(keep)
     report.row_numbers = row_numbers_all[keep]
-    report.order_ids = ids.take(pa.array(keep)) if len(keep) != n else ids
     report.valid_mask = ok_all[keep]
+    report._ids = (ids_all, keep, overrides)
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
     report.errors = errors
@@ -377,27 +359,103 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     return report
 
 
-def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, errors: list[Finding]) -> None:
-    """FSN and service, when the sheet has those columns: checked per distinct value, not per row."""
+def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, digits) for every row: valid is exactly the pattern OD + 18 ASCII digits, and digits
+    is the 18 digits as an int64 where valid.
+
+    Works on the UTF-8 bytes, zero-copy: an order ID is 20 bytes, so the rows of that length are
+    viewed as a (rows, 20) byte matrix and checked and converted column by column.
+    """
     import numpy as np
-    import pyarrow.compute as pc
+
+    from fhs_bulk.sheets import column_buffers
+
+    ok = np.zeros(n, dtype=bool)
+    digits = np.zeros(n, dtype=np.int64)
+    for offsets, data, first in column_buffers(col):
+        lengths = np.diff(offsets)
+        is20 = lengths == 20
+        k = int(is20.sum())
+        if k == 0:
+            continue
+        span = data[offsets[0]: offsets[-1]]
+        # All rows 20 bytes: a zero-copy view; else gather the 20-byte rows first.
+        m = span.reshape(k, 20) if k == len(lengths) else span[np.repeat(is20, lengths)].reshape(k, 20)
+        good = (m[:, 0] == 79) & (m[:, 1] == 68)  # "O", "D"
+        value = np.zeros(k, dtype=np.int64)
+        for j in range(2, 20):
+            d = m[:, j] - np.uint8(48)  # wraps below "0", so one comparison checks the range
+            good &= d < 10
+            value *= 10
+            value += d
+        rows = first + np.nonzero(is20)[0]
+        ok[rows] = good
+        digits[rows] = value
+    return ok, digits
+
+
+def _find_duplicates(digits: np.ndarray, ok: np.ndarray, row_numbers: np.ndarray, errors: list[Finding]) -> None:
+    """Later rows repeating an earlier row's ID become invalid: one sort of int64s, no string hashing."""
+    import numpy as np
+
+    valid_idx = np.nonzero(ok)[0]
+    if len(valid_idx) < 2:
+        return
+    values = digits[valid_idx] if len(valid_idx) != len(ok) else digits
+    ordered = np.sort(values)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not len(repeated):
+        return
+    hit = repeated[np.minimum(np.searchsorted(repeated, values), len(repeated) - 1)] == values
+    first_row: dict[int, int] = {}
+    for p in np.nonzero(hit)[0].tolist():
+        key = int(values[p])
+        i = int(valid_idx[p])
+        row = int(row_numbers[i])
+        if key not in first_row:
+            first_row[key] = row
+            continue
+        ok[i] = False
+        value = f"OD{key:018d}"
+        errors.append(Finding(row, domain.ORDER_ID_COLUMN, "order-id-duplicate",
+                              f"'{value}' is already on row {first_row[key]}; each order goes in once. "
+                              "Delete this row.", value))
+
+
+def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, errors: list[Finding]) -> None:
+    """FSN and service, when the sheet has those columns: judged once per distinct value, not per row."""
+    import numpy as np
 
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
         c = _find_column(sheet.headers, name)
         if c is None:
             continue
-        encoded = pc.dictionary_encode(sheet.columns[c])
-        verdicts = [judge(v) for v in encoded.dictionary.to_pylist()]
-        bad_codes = np.array([v is not None for v in verdicts], dtype=bool)
-        if not bad_codes.any():
+        uniques, codes = _factorize(sheet.columns[c])
+        verdicts = [judge(v) for v in uniques]
+        bad = np.array([v is not None for v in verdicts], dtype=bool)
+        if not bad.any():
             continue
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        rows_bad = np.nonzero(bad_codes[indices] & nonblank)[0]
-        for i in rows_bad.tolist():
-            code, message = verdicts[indices[i]]  # type: ignore[misc]
+        for i in np.nonzero(bad[codes] & nonblank)[0].tolist():
+            code, message = verdicts[codes[i]]  # type: ignore[misc]
             ok[i] = False
-            value = encoded.dictionary[indices[i]].as_py()
-            errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message, shown(value)))
+            errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
+                                  shown(uniques[codes[i]])))
+
+
+def _factorize(col: Any) -> tuple[list[str], np.ndarray]:
+    import numpy as np
+
+    if isinstance(col, list):
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in col), dtype=np.int64, count=len(col))
+        return list(index), codes
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    encoded = pc.dictionary_encode(col)
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False)
 
 
 def _find_column(headers: Iterable[str], name: str) -> int | None:

@@ -1,0 +1,78 @@
+"""Validate speed: the whole `fhs-bulk validate --json` process against a process that only reads
+the same file (pyarrow for CSV, python-calamine for xlsx), in the same run.
+
+    python benchmarks/validate.py [--rows 1000000] [--xlsx-rows 200000]
+
+Targets: CSV within 3.0x of the bare read (aim 2x), xlsx within 1.5x, peak RSS under 1 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import PY, run  # noqa: E402
+
+BARE_CSV = ("import sys, pyarrow as pa, pyarrow.csv as c; "
+            "t = c.read_csv(sys.argv[1], convert_options=c.ConvertOptions(column_types={'fk_order_id': pa.string(), "
+            "'remarks': pa.string()})); print(t.num_rows)")
+BARE_XLSX = ("import sys; from python_calamine import CalamineWorkbook as W; "
+             "rows = W.from_path(sys.argv[1]).get_sheet_by_index(0).to_python(); print(len(rows))")
+
+
+def make_ids(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    ids = [f"OD{v:018d}" for v in rng.sample(range(10**17, 10**18), n)]
+    # A realistic sprinkle of mistakes: 0.1% of rows.
+    for i in range(0, n, 1000):
+        ids[i] = [ids[i].lower(), ids[i][:19], ids[i - 1] if i else ids[i], " " + ids[i]][(i // 1000) % 4]
+    return ids
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--xlsx-rows", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        csv_path = d / "FK_ODS_ORDER_CREATE.csv"
+        ids = make_ids(args.rows)
+        with open(csv_path, "w", encoding="utf-8") as fh:
+            fh.write("fk_order_id,remarks\n")
+            fh.writelines(f"{i},night batch\n" for i in ids)
+        xlsx_dir = d / "x"
+        xlsx_dir.mkdir()
+        xlsx_path = xlsx_dir / "FK_ODS_ORDER_CREATE.xlsx"
+        from openpyxl import Workbook
+
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("Sheet1")
+        ws.append(["fk_order_id", "remarks"])
+        for i in make_ids(args.xlsx_rows, seed=2):
+            ws.append([i, "night batch"])
+        wb.save(xlsx_path)
+
+        print(f"{'case':<28}{'bare read':>12}{'validate':>12}{'ratio':>8}{'peak RSS':>12}  target")
+        for label, bare, path, target in (
+                (f"CSV {args.rows:,} rows", BARE_CSV, csv_path, 3.0),
+                (f"xlsx {args.xlsx_rows:,} rows", BARE_XLSX, xlsx_path, 1.5)):
+            base_t, _, _ = run([PY, "-c", bare, str(path)], repeat=args.repeat)
+            t, rss, code = run([PY, "-m", "fhs_bulk", "validate", "--json", str(path)], repeat=args.repeat)
+            assert code == 1, f"validate exited {code}"
+            ratio = t / base_t
+            print(f"{label:<28}{base_t:>11.3f}s{t:>11.3f}s{ratio:>7.2f}x{rss:>9.0f} MiB  <= {target}x "
+                  f"{'ok' if ratio <= target and rss < 1024 else 'MISSED'}")
+        help_base, _, _ = run([PY, "-c", "import click"], repeat=5)
+        help_t, _, _ = run([PY, "-m", "fhs_bulk", "--help"], repeat=5)
+        print(f"{'fhs-bulk --help':<28}{help_base:>11.3f}s{help_t:>11.3f}s{help_t / help_base:>7.2f}x"
+              f"{'':>12}  <= 3.0x (baseline: python -c 'import click')")
+
+
+if __name__ == "__main__":
+    main()
