@@ -241,8 +241,14 @@ def _cell_text(value: Any) -> tuple[str, str | None]:
 
 
 def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
+    from concurrent.futures import ThreadPoolExecutor
+
     from python_calamine import CalamineWorkbook
 
+    is_xlsx = path.suffix.lower() in {".xlsx", ".xlsm"}
+    # The formula scan (unzip + search) overlaps calamine's parse; both release the GIL for most of it.
+    pool = ThreadPoolExecutor(max_workers=1) if is_xlsx else None
+    formulas_future = pool.submit(_xlsx_formula_cells, path) if pool else None
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = workbook.sheet_names
@@ -257,7 +263,10 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> She
             f"{shown}: cannot be opened as a {path.suffix.lower()} workbook ({type(exc).__name__}: "
             f"{str(exc)[:120]}). The file is damaged or not really a spreadsheet; open it in Excel or "
             "LibreOffice and save it again.", code="sheet-unreadable", path=shown) from exc
-    formulas = _xlsx_formula_cells(path) if path.suffix.lower() in {".xlsx", ".xlsm"} else {}
+    finally:
+        if pool:
+            pool.shutdown(wait=True)
+    formulas = formulas_future.result() if formulas_future else {}
     return _sheet_from_rows(rows, shown, sheet_name_of(shown), worksheet, formulas, header_names)
 
 
@@ -279,6 +288,10 @@ def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
                 return {}
             xml = zf.read(_first_sheet_part(zf) or names[0])
     except (zipfile.BadZipFile, KeyError, OSError):
+        return {}
+    # "<f" opens a formula element and no other element of a worksheet; a prefixed namespace (rare)
+    # needs the regular expression.
+    if xml.find(b"<f") < 0 and (xml.find(b":f>") < 0 and xml.find(b":f ") < 0):
         return {}
     if not _FORMULA_TAG.search(xml):
         return {}
