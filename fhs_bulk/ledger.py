@@ -17,14 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS srms (id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS batches (
     key TEXT PRIMARY KEY, srms TEXT NOT NULL, created_at TEXT NOT NULL, state TEXT NOT NULL,
     job_id TEXT, order_ids TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batches_pending ON batches(srms, state);
 CREATE TABLE IF NOT EXISTS orders (
-    srms TEXT NOT NULL, fk_order_id TEXT NOT NULL, status TEXT NOT NULL, code TEXT, reference_id TEXT,
-    ticket_id TEXT, batch_key TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (srms, fk_order_id)
+    srms_id INTEGER NOT NULL, fk_order_id TEXT NOT NULL, status TEXT NOT NULL, code TEXT, reference_id TEXT,
+    ticket_id TEXT, batch_key TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (srms_id, fk_order_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ticket_requests (
     key TEXT PRIMARY KEY, srms TEXT NOT NULL, fk_order_id TEXT NOT NULL, body_hash TEXT NOT NULL,
@@ -60,8 +61,11 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
-    def _tx(self, fn) -> None:  # type: ignore[no-untyped-def]
+    def _tx(self, fn, *, durable: bool = True) -> None:  # type: ignore[no-untyped-def]
+        """One transaction. ``durable`` ones are fsynced at commit; the others survive a crash of this
+        process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record)."""
         with self._lock:
+            self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 fn(self.db)
@@ -70,18 +74,22 @@ class Ledger:
                 raise
             self.db.execute("COMMIT")
 
-    def known(self, srms: str, order_ids: Iterable[str]) -> dict[str, Known]:
-        out: dict[str, Known] = {}
+    def _srms_id(self, srms: str) -> int:
         with self._lock:
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY) WITHOUT ROWID")
-            self.db.execute("DELETE FROM wanted")
-            self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((o,) for o in order_ids))
-            for oid, st, code, ref, tid in self.db.execute(
-                    "SELECT o.fk_order_id, o.status, o.code, o.reference_id, o.ticket_id FROM orders o "
-                    "JOIN wanted w ON w.id = o.fk_order_id WHERE o.srms = ?", (srms,)):
-                out[oid] = Known(st, code, ref, tid)
-            self.db.execute("DELETE FROM wanted")
-        return out
+            row = self.db.execute("SELECT id FROM srms WHERE identity=?", (srms,)).fetchone()
+            if row is None:
+                row = self.db.execute("INSERT INTO srms (identity) VALUES (?) RETURNING id", (srms,)).fetchone()
+        return int(row[0])
+
+    def known(self, srms: str, order_ids: Iterable[str]) -> dict[str, Known]:
+        """What the ledger knows of these orders at this SRMS (one query, however many orders)."""
+        sid = self._srms_id(srms)
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT o.fk_order_id, o.status, o.code, o.reference_id, o.ticket_id FROM json_each(?) AS j "
+                "CROSS JOIN orders AS o ON o.srms_id = ? AND o.fk_order_id = j.value",  # json outer, index inner
+                (json.dumps(list(order_ids)), sid)).fetchall()
+        return {oid: Known(st, code, ref, tid) for oid, st, code, ref, tid in rows}
 
     def pending_batches(self, srms: str) -> list[tuple[str, list[str]]]:
         with self._lock:
@@ -90,17 +98,12 @@ class Ledger:
         return [(k, json.loads(ids)) for k, ids in rows]
 
     def plan(self, srms: str, batches: list[tuple[str, list[str]]]) -> None:
-        """Record batches (key and exact body) before any of them is sent."""
+        """Record batches (key and exact body) before any of them is sent, fsynced."""
         stamp = _now()
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany("INSERT INTO batches VALUES (?,?,?,'pending',NULL,?)",
                            [(k, srms, stamp, json.dumps(ids)) for k, ids in batches])
-            db.executemany(
-                "INSERT INTO orders VALUES (?,?,'pending',NULL,NULL,NULL,?,?) ON CONFLICT(srms, fk_order_id) DO "
-                "UPDATE SET status='pending', batch_key=excluded.batch_key, updated_at=excluded.updated_at "
-                "WHERE orders.status NOT IN ('registered', 'already-registered')",
-                [(srms, oid, k, stamp) for k, ids in batches for oid in ids])
 
         self._tx(write)
 
@@ -108,16 +111,16 @@ class Ledger:
                outcomes: list[tuple[str, str, str | None, str | None, str | None]]) -> None:
         """outcomes: (order, status, code, reference_id, ticket_id), as SRMS answered the batch."""
         stamp = _now()
+        sid = self._srms_id(srms)
 
         def write(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(srms, fk_order_id) DO UPDATE SET "
-                "status=excluded.status, code=excluded.code, reference_id=excluded.reference_id, "
-                "ticket_id=excluded.ticket_id, batch_key=excluded.batch_key, updated_at=excluded.updated_at",
-                [(srms, oid, st, code, ref, tid, key, stamp) for oid, st, code, ref, tid in outcomes])
+            db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)",
+                           [(sid, oid, st, code, ref, tid, key, stamp) for oid, st, code, ref, tid in outcomes])
             db.execute("UPDATE batches SET state='done', job_id=? WHERE key=?", (job_id, key))
 
-        self._tx(write)
+        # Not fsynced: were it lost to a power cut, the batch would read 'pending' and a re-run would
+        # send it again with the same key and body, and SRMS would answer the same job.
+        self._tx(write, durable=False)
 
     def registrations(self, srms: str | None = None) -> list[tuple[str, str | None, str | None]]:
         """(order, reference_id, ticket_id) of every order the ledger knows as registered."""
@@ -125,8 +128,8 @@ class Ledger:
             "'already-registered')"
         args: tuple = ()
         if srms:
-            q += " AND srms=?"
-            args = (srms,)
+            q += " AND srms_id=?"
+            args = (self._srms_id(srms),)
         with self._lock:
             return self.db.execute(q + " ORDER BY fk_order_id", args).fetchall()
 
