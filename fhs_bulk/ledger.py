@@ -19,9 +19,10 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS srms (id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS batches (
-    key TEXT PRIMARY KEY, srms TEXT NOT NULL, created_at TEXT NOT NULL, state TEXT NOT NULL,
-    job_id TEXT, order_ids TEXT NOT NULL
-) WITHOUT ROWID;
+    key TEXT PRIMARY KEY, srms TEXT NOT NULL, created_at TEXT NOT NULL, state TEXT NOT NULL, job_id TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_bodies (key TEXT PRIMARY KEY, order_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_results (key TEXT PRIMARY KEY, job_id TEXT NOT NULL, outcomes TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_pending ON batches(srms, state);
 CREATE TABLE IF NOT EXISTS orders (
     srms_id INTEGER NOT NULL, fk_order_id TEXT NOT NULL, status TEXT NOT NULL, code TEXT, reference_id TEXT,
@@ -55,6 +56,7 @@ class Ledger:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint (and fsync) rarely mid-run
         self.db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
@@ -93,8 +95,9 @@ class Ledger:
 
     def pending_batches(self, srms: str) -> list[tuple[str, list[str]]]:
         with self._lock:
-            rows = self.db.execute("SELECT key, order_ids FROM batches WHERE srms=? AND state='pending' "
-                                   "ORDER BY created_at, key", (srms,)).fetchall()
+            rows = self.db.execute("SELECT b.key, body.order_ids FROM batches b JOIN batch_bodies body USING (key) "
+                                   "WHERE b.srms=? AND b.state='pending' ORDER BY b.created_at, b.key",
+                                   (srms,)).fetchall()
         return [(k, json.loads(ids)) for k, ids in rows]
 
     def plan(self, srms: str, batches: list[tuple[str, list[str]]]) -> None:
@@ -102,25 +105,48 @@ class Ledger:
         stamp = _now()
 
         def write(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT INTO batches VALUES (?,?,?,'pending',NULL,?)",
-                           [(k, srms, stamp, json.dumps(ids)) for k, ids in batches])
+            db.executemany("INSERT INTO batches VALUES (?,?,?,'pending',NULL)", [(k, srms, stamp) for k, _ in batches])
+            db.executemany("INSERT INTO batch_bodies VALUES (?,?)", [(k, json.dumps(ids)) for k, ids in batches])
 
         self._tx(write)
 
     def record(self, srms: str, key: str, job_id: str,
                outcomes: list[tuple[str, str, str | None, str | None, str | None]]) -> None:
-        """outcomes: (order, status, code, reference_id, ticket_id), as SRMS answered the batch."""
-        stamp = _now()
-        sid = self._srms_id(srms)
+        """Keep SRMS's answer to a batch: one row, so the hot loop stays light; ``index`` spreads
+        answers into per-order rows later.
+
+        outcomes: (order, status, code, reference_id, ticket_id). Not fsynced: were it lost to a power
+        cut, the batch would read 'pending' and a re-run would send it again with the same key and
+        body, and SRMS would answer the same job.
+        """
+        payload = json.dumps(outcomes, separators=(",", ":"))
 
         def write(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)",
-                           [(sid, oid, st, code, ref, tid, key, stamp) for oid, st, code, ref, tid in outcomes])
-            db.execute("UPDATE batches SET state='done', job_id=? WHERE key=?", (job_id, key))
+            db.execute("INSERT OR REPLACE INTO batch_results VALUES (?,?,?)", (key, job_id, payload))
+            db.execute("UPDATE batches SET state='answered', job_id=? WHERE key=?", (job_id, key))
 
-        # Not fsynced: were it lost to a power cut, the batch would read 'pending' and a re-run would
-        # send it again with the same key and body, and SRMS would answer the same job.
         self._tx(write, durable=False)
+
+    def index(self, srms: str) -> int:
+        """Move answered batches' outcomes into the per-order table (at the end of a run, and at the
+        start of the next one in case a run died before). Returns the orders indexed."""
+        sid = self._srms_id(srms)
+        stamp = _now()
+        count = 0
+
+        def write(db: sqlite3.Connection) -> None:
+            nonlocal count
+            rows = db.execute("SELECT b.key, r.outcomes FROM batches b JOIN batch_results r USING (key) "
+                              "WHERE b.srms=? AND b.state='answered'", (srms,)).fetchall()
+            for key, payload in rows:
+                outcomes = json.loads(payload)
+                db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)",
+                               [(sid, oid, st, code, ref, tid, key, stamp) for oid, st, code, ref, tid in outcomes])
+                count += len(outcomes)
+            db.executemany("UPDATE batches SET state='done' WHERE key=?", [(k,) for k, _ in rows])
+
+        self._tx(write)
+        return count
 
     def registrations(self, srms: str | None = None) -> list[tuple[str, str | None, str | None]]:
         """(order, reference_id, ticket_id) of every order the ledger knows as registered."""

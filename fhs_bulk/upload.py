@@ -124,6 +124,7 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         log.error("%s; nothing is sent, every valid order is reported failed", unreachable)
     valid = report.valid_orders()
     order_ids = [oid for _, oid in valid]
+    ledger.index(conn.identity)  # answers a run that died before indexing them
     known = ledger.known(conn.identity, order_ids)
     outcome: dict[str, RowResult] = {}
     for oid, k in known.items():
@@ -152,7 +153,10 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         if pending:
             log.info("re-sending %d batches whose answer an earlier run never saw (same keys)", len(pending))
         log.info("sending %d orders in %d batches to %s", len(to_send) + len(in_pending), len(work), conn.description)
-        result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress)
+        try:
+            result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress)
+        finally:
+            ledger.index(conn.identity)
         result.retries = conn.client.stats.retries
     result.rows = _rows(report, outcome, options.dry_run)
     result.counts = {s: 0 for s in STATUSES} | _count(result.rows)
