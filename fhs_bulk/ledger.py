@@ -138,11 +138,11 @@ class Ledger:
             nonlocal count
             rows = db.execute("SELECT b.key, r.outcomes FROM batches b JOIN batch_results r USING (key) "
                               "WHERE b.srms=? AND b.state='answered'", (srms,)).fetchall()
-            for key, payload in rows:
-                outcomes = json.loads(payload)
-                db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)",
-                               [(sid, oid, st, code, ref, tid, key, stamp) for oid, st, code, ref, tid in outcomes])
-                count += len(outcomes)
+            records = [(sid, oid, st, code, ref, tid, key, stamp)
+                       for key, payload in rows for oid, st, code, ref, tid in json.loads(payload)]
+            records.sort(key=lambda r: r[1])  # in key order: B-tree appends instead of random inserts
+            db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)", records)
+            count = len(records)
             db.executemany("UPDATE batches SET state='done' WHERE key=?", [(k,) for k, _ in rows])
 
         self._tx(write)
