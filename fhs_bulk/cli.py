@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fhs_bulk import __version__
-from fhs_bulk.errors import FhsError
+from fhs_bulk.errors import Exit, FhsError
 
 EPILOG = ("Exit codes: 0 ok, 1 data problems (rows invalid/rejected/conflicting), 2 unusable input or "
           "command line, 3 SRMS unreachable or transient failures (re-run later), 4 another upload holds the lock.")
@@ -400,6 +400,156 @@ def srms_advance(db_path: str, until: str, seed: int, as_json: bool) -> None:
         click.echo(f"moved {result.tickets} open tickets: {result.events} status changes", err=True)
         for status, n in result.by_state.items():
             click.echo(f"  {status}: {n}", err=True)
+
+
+# ---------------------------------------------------------------- tickets
+
+
+def _srms_options(f: Any) -> Any:
+    f = click.option("--srms-url", help="SRMS base URL (overrides FHS_SRMS_URL and the config file).")(f)
+    f = click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the SRMS token.")(f)
+    return click.option("--state-dir", envvar="FHS_STATE_DIR", help="Ledger directory [env FHS_STATE_DIR].")(f)
+
+
+@main.group()
+def ticket() -> None:
+    """Single tickets (client Jeeves Consumer Services)."""
+
+
+@ticket.command("create")
+@click.option("--order", help="Flipkart order ID (OD + 18 digits).")
+@click.option("--name", help="Customer name.")
+@click.option("--phone", help="Customer mobile (10 digits; +91/0 prefix fine).")
+@click.option("--address", help="Installation address.")
+@click.option("--city")
+@click.option("--pincode", help="6-digit PIN code.")
+@click.option("--service", help="Service, e.g. 'SP TV'.")
+@click.option("--preferred-date", help="YYYY-MM-DD, today or later.")
+@click.option("--remarks", default="")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False),
+              help="A sheet of requests (csv/xlsx), one ticket per row.")
+@click.option("--tracker", type=click.Path(dir_okay=False), help="Write the SRM ID into this tracker (xlsx/csv).")
+@click.option("--out", help="With --from: a results file (.csv/.xlsx), one row per request.")
+@click.option("--json", "as_json", is_flag=True)
+@_srms_options
+def ticket_create(order: str | None, name: str | None, phone: str | None, address: str | None, city: str | None,
+                  pincode: str | None, service: str | None, preferred_date: str | None, remarks: str,
+                  from_file: str | None, tracker: str | None, out: str | None, as_json: bool,
+                  srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+    """Create one ticket from options, or one per row with --from; print the Service Ticket ID.
+
+    Exit 0: created (or found again); 1: invalid request or tracker conflict; 2: unusable input;
+    3: SRMS unreachable.
+    """
+    from fhs_bulk.ticket_run import create_tickets
+
+    raw = {"order": order, "name": name, "phone": phone, "address": address, "city": city, "pincode": pincode,
+           "service": service, "preferred_date": preferred_date, "remarks": remarks}
+    if from_file and any(v for k, v in raw.items() if k != "remarks"):
+        raise FhsError("give either --from FILE or the ticket options, not both.", code="usage")
+    result = create_tickets(raw if not from_file else None, from_file=from_file, tracker=tracker,
+                            srms_url=srms_url, token_file=token_file, state_dir=state_dir, out=out)
+    if as_json:
+        doc = result.as_dict()
+        sys.stdout.write(json.dumps(doc if from_file else doc["tickets"][0]) + "\n")
+    else:
+        from fhs_bulk.privacy import mask_phone
+
+        for o in result.outcomes:
+            where = f"row {o.row}: " if o.row else ""
+            if o.ticket_id:
+                click.echo(o.ticket_id)
+                click.echo(f"{where}{o.order}: {o.status} {o.ticket_id}"
+                           + (f"; tracker {o.tracker}" if o.tracker else ""), err=True)
+            else:
+                for p in o.problems:
+                    click.echo(f"{where}{p.field}: {p.code}: {mask_phone(p.message)}", err=True)
+                if not o.problems:
+                    click.echo(f"{where}{o.order}: {o.status}: {o.code}: {o.message}", err=True)
+    sys.exit(result.exit_code)
+
+
+@ticket.command("show")
+@click.argument("ticket_id")
+@click.option("--json", "as_json", is_flag=True)
+@_srms_options
+def ticket_show(ticket_id: str, as_json: bool, srms_url: str | None, token_file: str | None,
+                state_dir: str | None) -> None:
+    """Status, sub-status, SPD and history of a ticket (Service Ticket ID or BK- reference)."""
+    from fhs_bulk import config
+    from fhs_bulk.privacy import mask_phone
+    from fhs_bulk.srms.connection import connect
+
+    settings = config.srms_settings(srms_url, token_file)
+    with connect(settings, deadline=60) as conn:
+        t = conn.client.get_ticket(ticket_id.strip())
+    if t is None:
+        raise FhsError(f"SRMS has no ticket {ticket_id}.", code="ticket-not-found", exit_code=Exit.DATA)
+    data = t.model_dump()
+    data["phone"] = mask_phone(data["phone"])
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    click.echo(f"{t.ticket_id}  {t.reference_id or ''}  order {t.fk_order_id}  {t.service}")
+    click.echo(f"status {t.status} / {t.sub_status}   SPD {t.spd}   customer {t.customer_name} "
+               f"{data['phone']} {t.city} {t.pincode}")
+    for h in t.history:
+        click.echo(f"  {h.at}  {h.status} / {h.sub_status}  {h.remark}")
+
+
+# ---------------------------------------------------------------- tracker
+
+
+@main.group()
+def tracker() -> None:
+    """The 'Tracker for installation (ODS)' sheet."""
+
+
+@tracker.command("update")
+@click.argument("tracker_path", metavar="TRACKER")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), help="An upload results file.")
+@click.option("--from-ledger", is_flag=True, help="Take every registration the local ledger knows.")
+@click.option("--json", "as_json", is_flag=True)
+@_srms_options
+def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, as_json: bool,
+                   srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+    """Fill Reference ID and SRM ID from upload results; add rows for orders not yet in the tracker.
+
+    Exit 0: no conflict; 1: some rows hold a different ID (left alone, listed); 2: unusable input.
+    """
+    from fhs_bulk import tracker as trk
+
+    if bool(from_file) == from_ledger:
+        raise FhsError("give exactly one of --from RESULTS or --from-ledger.", code="usage")
+    if from_file:
+        registrations = trk.registrations_from_results(from_file)
+    else:
+        from fhs_bulk import config
+        from fhs_bulk.ledger import Ledger
+
+        settings = config.srms_settings(srms_url, token_file)
+        ledger = Ledger(config.state_dir(state_dir))
+        try:
+            identity = settings.url or _embedded_identity()
+            registrations = [(o, r or "", t or "") for o, r, t in ledger.registrations(identity)]
+        finally:
+            ledger.close()
+    result = trk.update_tracker(tracker_path, registrations)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        click.echo(f"{tracker_path}: {result.updated} updated, {result.added} added, {result.unchanged} unchanged, "
+                   f"{len(result.conflicts)} conflicts", err=True)
+        for c in result.conflicts[:20]:
+            click.echo(f"  row {c['row']} {c['fk_order_id']}: {c['column']} is {c['tracker']} in the tracker, "
+                       f"{c['srms']} in SRMS (left alone)", err=True)
+    sys.exit(result.exit_code)
+
+
+def _embedded_identity() -> str:
+    from fhs_bulk.srms.embedded import default_db_path
+
+    return f"embedded:{default_db_path()}"
 
 
 def run() -> None:  # pragma: no cover - console entry for python -m

@@ -199,9 +199,16 @@ class SrmsClient:
         return self._request("POST", f"{s.API_PREFIX}/registrations/lookup", s.Registrations,
                              json={"order_ids": order_ids})
 
-    def create_ticket(self, request: s.TicketCreate, key: str) -> s.Ticket:
-        return self._request("POST", f"{s.API_PREFIX}/tickets", s.Ticket,
-                             json=request.model_dump(mode="json"), headers={"Idempotency-Key": key})
+    def create_ticket(self, request: s.TicketCreate, key: str) -> tuple[s.Ticket, bool]:
+        """(ticket, created): SRMS answers 201 for a new ticket, 200 for the one this key made before."""
+        status: list[int] = []
+
+        def note(resp: httpx.Response) -> None:
+            status.append(resp.status_code)
+
+        ticket = self._request("POST", f"{s.API_PREFIX}/tickets", s.Ticket, json=request.model_dump(mode="json"),
+                               headers={"Idempotency-Key": key}, on_status=note)
+        return ticket, status[-1] == 201
 
     def get_ticket(self, ticket_id: str) -> s.Ticket | None:
         def not_found(resp: httpx.Response) -> s.Ticket | None:

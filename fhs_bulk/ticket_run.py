@@ -1,0 +1,121 @@
+"""`fhs-bulk ticket create`: check each request, create its ticket exactly once, keep the tracker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.tickets import FIELDS, SHEET_COLUMNS, TicketOutcome, check_request, create, write_to_tracker
+
+OUT_COLUMNS = ["row", "fk_order_id", "status", "code", "ticket_id", "tracker", "message"]
+
+
+@dataclass
+class TicketRun:
+    outcomes: list[TicketOutcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if any(o.status == "failed" for o in self.outcomes):
+            return Exit.TRANSIENT
+        if any(o.status in ("invalid", "conflict") or o.tracker == "conflict" for o in self.outcomes):
+            return Exit.DATA
+        return Exit.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        from fhs_bulk.privacy import mask_phone
+
+        tickets = []
+        for o in self.outcomes:
+            t = dict(o.ticket or {})
+            if "phone" in t:
+                t["phone"] = mask_phone(t["phone"])
+            tickets.append({"row": o.row, "fk_order_id": o.order, "status": o.status, "ticket_id": o.ticket_id,
+                            "code": o.code, "message": o.message, "tracker": o.tracker,
+                            "problems": [p.__dict__ for p in o.problems], "ticket": t or None})
+        return {"tickets": tickets}
+
+
+def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
+    from fhs_bulk.sheets import column_list, read_sheet
+
+    sheet = read_sheet(path)
+    lookup = {h.strip().casefold(): i for i, h in enumerate(sheet.headers)}
+    cols: dict[str, list[str]] = {}
+    for fld in FIELDS:
+        for name in SHEET_COLUMNS[fld]:
+            if name.casefold() in lookup:
+                cols[fld] = column_list(sheet.columns[lookup[name.casefold()]])
+                break
+    if "order" not in cols:
+        raise FhsError(f"{path}: no fk_order_id column; see the README for the request sheet's columns.",
+                       code="header-missing")
+    out = []
+    for i, row in enumerate(sheet.row_numbers.tolist()):
+        values = {fld: cols[fld][i] if fld in cols else "" for fld in FIELDS}
+        if any(v.strip() for v in values.values()):
+            out.append((row, values))
+    return out
+
+
+def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, tracker: str | None = None,
+                   srms_url: str | None = None, token_file: str | None = None, state_dir: str | None = None,
+                   out: str | None = None) -> TicketRun:
+    from fhs_bulk import config
+    from fhs_bulk.ledger import Ledger
+    from fhs_bulk.srms.client import SrmsUnavailable
+    from fhs_bulk.srms.connection import connect
+
+    requests = _requests_from_sheet(from_file) if from_file else [(None, raw or {})]
+    run = TicketRun()
+    checked = []
+    for row, values in requests:
+        request, problems = check_request(values)
+        if problems:
+            run.outcomes.append(TicketOutcome(row, (values.get("order") or "").strip(), "invalid",
+                                              code=problems[0].code, message=problems[0].message, problems=problems))
+        else:
+            checked.append((row, request))
+    book = None
+    if tracker:
+        from fhs_bulk.tracker import load_tracker
+
+        book = load_tracker(tracker)
+    if checked:
+        settings = config.srms_settings(srms_url, token_file)
+        ledger = Ledger(config.state_dir(state_dir))
+        try:
+            with connect(settings, deadline=120) as conn:
+                for row, request in checked:
+                    try:
+                        ticket, created = create(conn, ledger, request)
+                    except SrmsUnavailable as exc:
+                        run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "failed", code=exc.code,
+                                                          message=exc.message))
+                        continue
+                    except FhsError as exc:
+                        if exc.exit_code != Exit.DATA:
+                            raise
+                        run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "conflict", code=exc.code,
+                                                          message=exc.message))
+                        continue
+                    o = TicketOutcome(row, request["fk_order_id"], "created" if created else "existing",
+                                      ticket_id=ticket["ticket_id"], ticket=ticket)
+                    if book is not None:
+                        o.tracker = write_to_tracker(book, request, ticket["ticket_id"])
+                        if o.tracker == "conflict":
+                            o.code = "tracker-conflict"
+                            o.message = "the tracker row holds another SRM ID; left alone"
+                    run.outcomes.append(o)
+        finally:
+            ledger.close()
+            if book is not None:
+                book.save()
+    run.outcomes.sort(key=lambda o: o.row or 0)
+    if out:
+        from fhs_bulk.table_file import write_table
+
+        write_table(out, OUT_COLUMNS, ([o.row, o.order, o.status, o.code, o.ticket_id, o.tracker, o.message]
+                                       for o in run.outcomes))
+    return run

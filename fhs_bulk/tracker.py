@@ -1,0 +1,286 @@
+"""The 'Tracker for installation (ODS)' sheet: found by its header row, rows found by order ID, only
+the tool's own columns written, everything else (formatting, other sheets, extra columns, remarks)
+kept. xlsx is edited in place with openpyxl; CSV is rewritten. Writes are atomic with a ``.bak``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhs_bulk.contract import tracker_headers, tracker_owned_headers
+from fhs_bulk.errors import Exit, FhsError, SheetError
+from fhs_bulk.table_file import atomic_path, defuse, set_text
+
+ORDER = "fk_order_id"
+SRM_ID = "SRM ID"
+REFERENCE_ID = "Reference ID"
+HEADER_SEARCH_ROWS = 10
+
+
+@dataclass
+class TrackerRow:
+    index: int  # position among data rows
+    sheet_row: int  # spreadsheet row number as the user sees it
+    values: dict[str, str]
+
+    @property
+    def order(self) -> str:
+        return self.values.get(ORDER, "").strip()
+
+
+@dataclass
+class Tracker:
+    """A loaded tracker. ``set`` and ``add`` record changes; ``save`` writes them."""
+
+    path: Path
+    kind: str  # "xlsx" or "csv"
+    headers: list[str]
+    header_row: int
+    rows: list[TrackerRow]
+    worksheet: str | None = None
+    _book: Any = None
+    _changes: dict[tuple[int, str], str] = field(default_factory=dict)
+    _added: list[int] = field(default_factory=list)  # indices of rows added since loading
+    _csv_rows: list[list[str]] = field(default_factory=list)
+
+    def by_order(self) -> dict[str, list[TrackerRow]]:
+        out: dict[str, list[TrackerRow]] = {}
+        for r in self.rows:
+            if r.order:
+                out.setdefault(r.order, []).append(r)
+        return out
+
+    def set(self, row: TrackerRow, header: str, value: str) -> bool:
+        """Change one owned cell; returns whether the value really changed."""
+        if header not in tracker_owned_headers():
+            raise ValueError(f"the tool does not own the column {header!r}")
+        if (row.values.get(header) or "") == (value or ""):
+            return False
+        self._ensure_column(header)
+        row.values[header] = value
+        self._changes[(row.index, header)] = value
+        return True
+
+    def add(self, values: dict[str, str]) -> TrackerRow:
+        for h in values:
+            self._ensure_column(h)
+        last = max([r.sheet_row for r in self.rows] + [self.header_row])
+        row = TrackerRow(len(self.rows), last + 1, dict(values))
+        self.rows.append(row)
+        self._added.append(row.index)
+        return row
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._changes or self._added)
+
+    def _ensure_column(self, header: str) -> None:
+        if header not in self.headers:
+            self.headers.append(header)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            if self.kind == "xlsx":
+                self._save_xlsx()
+            else:
+                self._save_csv()
+        except OSError as exc:
+            raise FhsError(f"{self.path}: cannot write the tracker ({exc.strerror}).", code="tracker-write") from exc
+        self._changes.clear()
+        self._added.clear()
+
+    def _save_csv(self) -> None:
+        with atomic_path(self.path, backup=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            for line in self._csv_rows[: self.header_row - 1]:
+                w.writerow(line)
+            w.writerow(self.headers)
+            added = set(self._added)
+            for r in self.rows:
+                w.writerow([defuse(r.values.get(h, "")) if r.index in added or (r.index, h) in self._changes
+                            else r.values.get(h, "") for h in self.headers])
+
+    def _save_xlsx(self) -> None:
+        ws = self._book[self.worksheet]
+        col_of: dict[str, int] = {}
+        for c, cell in enumerate(ws[self.header_row], 1):
+            if isinstance(cell.value, str) and cell.value.strip():
+                col_of.setdefault(cell.value.strip(), c)
+        next_col = max([c for c in col_of.values()] + [0]) + 1
+        for h in self.headers:
+            if h not in col_of:
+                set_text(ws.cell(row=self.header_row, column=next_col), h)
+                col_of[h] = next_col
+                next_col += 1
+        for (index, header), value in self._changes.items():
+            set_text(ws.cell(row=self.rows[index].sheet_row, column=col_of[header]), value)
+        for index in self._added:
+            row = self.rows[index]
+            for h, v in row.values.items():
+                if v not in (None, ""):
+                    set_text(ws.cell(row=row.sheet_row, column=col_of[h]), v)
+        with atomic_path(self.path, backup=True) as tmp:
+            self._book.save(tmp)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:10] if getattr(value, "hour", 0) == 0 else value.isoformat()
+    return str(value).strip()
+
+
+def _find_header(rows: list[list[str]], shown: str) -> int:
+    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        cells = {c.strip() for c in row}
+        if ORDER in cells and SRM_ID in cells:
+            return i
+    raise SheetError(f"{shown}: no header row with '{ORDER}' and '{SRM_ID}' in the first {HEADER_SEARCH_ROWS} rows. "
+                     "Start from sheets/Tracker for installation (ODS).xlsx.", code="tracker-header", path=shown)
+
+
+def load_tracker(path: str | Path) -> Tracker:
+    p = Path(path)
+    shown = str(path)
+    if not p.is_file():
+        raise SheetError(f"{shown}: no such tracker file.", code="sheet-not-found", path=shown)
+    ext = p.suffix.lower()
+    if ext == ".csv":
+        return _load_csv(p, shown)
+    if ext in (".xlsx", ".xlsm"):
+        return _load_xlsx(p, shown)
+    raise SheetError(f"{shown}: a tracker must be .xlsx or .csv.", code="sheet-unknown-type", path=shown)
+
+
+def _load_csv(p: Path, shown: str) -> Tracker:
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SheetError(f"{shown}: not UTF-8; save the tracker as 'CSV UTF-8'.", code="sheet-encoding",
+                         path=shown) from None
+    all_rows = list(csv.reader(text.splitlines()))
+    h = _find_header(all_rows, shown)
+    headers = [c.strip() for c in all_rows[h]]
+    rows = []
+    for i, line in enumerate(all_rows[h + 1:]):
+        values = {hd: (line[c] if c < len(line) else "") for c, hd in enumerate(headers) if hd}
+        rows.append(TrackerRow(i, h + 2 + i, values))
+    return Tracker(p, "csv", headers, h + 1, rows, _csv_rows=all_rows)
+
+
+def _load_xlsx(p: Path, shown: str) -> Tracker:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(p)
+    except Exception as exc:
+        raise SheetError(f"{shown}: cannot be opened as xlsx ({type(exc).__name__}); open and save it again.",
+                         code="sheet-unreadable", path=shown) from exc
+    for ws in book.worksheets:
+        top = [[_text(v) for v in row] for row in ws.iter_rows(min_row=1, max_row=HEADER_SEARCH_ROWS,
+                                                                values_only=True)]
+        try:
+            h = _find_header(top, shown)
+        except SheetError:
+            continue
+        headers = [c.strip() for c in top[h]]
+        rows = []
+        for i, line in enumerate(ws.iter_rows(min_row=h + 2, values_only=True)):
+            values = {hd: _text(line[c]) if c < len(line) else "" for c, hd in enumerate(headers) if hd}
+            if not any(values.values()):
+                continue
+            rows.append(TrackerRow(len(rows), h + 2 + i, values))
+        return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=ws.title, _book=book)
+    raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
+                     code="tracker-header", path=shown)
+
+
+def new_tracker(path: str | Path) -> None:
+    """Create an empty tracker with the contract's headers (xlsx or csv by extension)."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        with atomic_path(p) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerow(tracker_headers())
+    else:
+        from fhs_bulk.contract import _write_template_xlsx
+
+        _write_template_xlsx(p, "Tracker", tracker_headers())
+
+
+@dataclass
+class UpdateResult:
+    tracker: str
+    updated: int = 0
+    added: int = 0
+    unchanged: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return Exit.DATA if self.conflicts else Exit.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tracker": self.tracker, "updated": self.updated, "added": self.added, "unchanged": self.unchanged,
+                "conflicts": self.conflicts}
+
+
+def registrations_from_results(path: str | Path) -> list[tuple[str, str, str]]:
+    """(order, reference_id, ticket_id) of every registered order in an upload results file."""
+    from fhs_bulk.sheets import column_list, read_sheet
+
+    sheet = read_sheet(path)
+    need = ("fk_order_id", "status", "reference_id")
+    missing = [c for c in need if sheet.column_index(c) is None]
+    if missing:
+        raise SheetError(f"{path}: not an upload results file (no column {', '.join(missing)}).",
+                         code="results-columns", path=str(path))
+    cols = {name: column_list(sheet.columns[sheet.column_index(name)]) for name in need}
+    t = sheet.column_index("ticket_id")
+    tickets = column_list(sheet.columns[t]) if t is not None else [""] * len(sheet)
+    out = []
+    for oid, status, ref, tid in zip(cols["fk_order_id"], cols["status"], cols["reference_id"], tickets, strict=True):
+        if status in ("registered", "already-registered") and ref:
+            out.append((oid.strip().lstrip("'"), ref.strip(), tid.strip()))
+    return out
+
+
+def update_tracker(tracker_path: str | Path, registrations: list[tuple[str, str, str]]) -> UpdateResult:
+    """Fill Reference ID and SRM ID for each registered order; add rows for orders not in the tracker.
+    A cell that already holds a different ID is a conflict and is left alone. Idempotent."""
+    tracker = load_tracker(tracker_path)
+    result = UpdateResult(str(tracker_path))
+    index = tracker.by_order()
+    for order, ref, ticket in registrations:
+        rows = index.get(order)
+        if not rows:
+            row = tracker.add({ORDER: order, REFERENCE_ID: ref, SRM_ID: ticket})
+            index[order] = [row]
+            result.added += 1
+            continue
+        row = rows[0]
+        changed = False
+        clash = False
+        for header, value in ((REFERENCE_ID, ref), (SRM_ID, ticket)):
+            current = row.values.get(header, "").strip()
+            if not value or current == value:
+                continue
+            if current:
+                clash = True
+                result.conflicts.append({"row": row.sheet_row, "fk_order_id": order, "column": header,
+                                         "tracker": current, "srms": value})
+                continue
+            changed |= tracker.set(row, header, value)
+        if changed:
+            result.updated += 1
+        elif not clash:
+            result.unchanged += 1
+    tracker.save()
+    return result
