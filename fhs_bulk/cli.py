@@ -546,6 +546,58 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
     sys.exit(result.exit_code)
 
 
+@tracker.command("reconcile")
+@click.argument("tracker_path", metavar="TRACKER")
+@click.option("--as-of", help="Judge SPDs as of this date (YYYY-MM-DD; default today in Asia/Kolkata).")
+@click.option("--stuck-days", default=3, show_default=True, help="Open with no status change this long = stuck.")
+@click.option("--write", is_flag=True, help="Write Status, Sub-status, SPD, SPD breached, Next action, CRM tag, "
+                                            "Last checked into the tracker.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a report: FILE.xlsx or FILE.html.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (deterministic).")
+@click.option("--concurrency", default=4, show_default=True, help="Ticket queries in flight.")
+@_srms_options
+def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, write: bool, report: str | None,
+                      as_json: bool, concurrency: int, srms_url: str | None, token_file: str | None,
+                      state_dir: str | None) -> None:
+    """Check every tracker row against SRMS and say what support does next.
+
+    Exit 0: nothing needs attention; 1: findings (the worklist is not empty); 2: unusable tracker or
+    options; 3: SRMS unreachable.
+    """
+    from datetime import date
+
+    from fhs_bulk import config
+    from fhs_bulk.reconcile import reconcile
+    from fhs_bulk.srms.connection import connect
+    from fhs_bulk.tickets import today_ist
+
+    try:
+        day = date.fromisoformat(as_of) if as_of else today_ist()
+    except ValueError:
+        raise FhsError(f"--as-of '{as_of}' is not a date; write YYYY-MM-DD.", code="usage") from None
+    if stuck_days < 1:
+        raise FhsError("--stuck-days must be 1 or more.", code="usage")
+    if report and not report.lower().endswith((".xlsx", ".html", ".htm")):
+        raise FhsError(f"--report {report}: name a .xlsx or .html file.", code="usage")
+    settings = config.srms_settings(srms_url, token_file)
+    with connect(settings, deadline=300, connections=max(4, concurrency)) as conn:
+        result = reconcile(tracker_path, conn, as_of=day, stuck_days=stuck_days, write=write,
+                           concurrency=concurrency)
+    if report:
+        from fhs_bulk.report import write_report
+
+        write_report(result, report)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+    else:
+        s = result.summary()
+        click.echo(f"{tracker_path} as of {day.isoformat()}: {s['rows']} rows, {s['needing_attention']} need "
+                   f"attention" + (f"; {result.written} rows written" if write else ""), err=True)
+        for code, n in s["by_finding"].items():
+            click.echo(f"  {code}: {n}", err=True)
+    sys.exit(result.exit_code)
+
+
 def _embedded_identity() -> str:
     from fhs_bulk.srms.embedded import default_db_path
 

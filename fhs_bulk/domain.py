@@ -155,10 +155,23 @@ L1_RULES: tuple[L1Rule, ...] = (
     L1Rule("RESCHEDULED", "CUSTOMER_RESCHEDULE", RESCHEDULE_BREACHED,
            "apologise, agree a new date or escalate",
            "Reschedule, or Inbound >> Complaint >> Fake status updated by technician >> Unresolved"),
+    L1Rule("RESCHEDULED", "CUSTOMER_RESCHEDULE", RESCHEDULE_NOT_BREACHED,
+           "tell customer the rescheduled date; reschedule if they ask", TAG_RESCHEDULE),
     L1Rule("RESCHEDULED", "CUSTOMER_NOT_RESPONDING", ANY, "reschedule; ask for an alternate number",
            "Reschedule, or Inbound >> Complaint >> Fake closure/ Fake Status >> Unresolved"),
     L1Rule("COMPLETED", None, WITHIN_WARRANTY, "customer may reopen via self-serve",
            "Inbound >> Request >> Request to reopen ticket >> Resolved"),
     L1Rule("COMPLETED", None, AFTER_WARRANTY, "service warranty over: deny",
            "Inbound >> Enquiry >> Post Policy-Service Denial"),
+)
+
+# States the L1 table says nothing about. Not from the seed's table: what support can still do.
+FALLBACK_RULES: tuple[L1Rule, ...] = (
+    L1Rule("CANCEL_INITIATED", None, ANY,
+           "cancellation in progress: tell the customer; an agent can cancel only in this state", ""),
+    L1Rule("RESCHEDULED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("RESCHEDULED", None, SPD_NOT_BREACHED, "tell customer the reason (see remarks) and the SPD", ""),
+    L1Rule("PICKUP", None, ANY, "repair: product being picked up; share the SPD", ""),
+    L1Rule("WORKSHOP", None, ANY, "repair in the workshop: share the stage and the SPD", ""),
+    L1Rule("DROP", None, ANY, "repair: product on its way back; share the SPD", ""),
 )

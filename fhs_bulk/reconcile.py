@@ -1,0 +1,251 @@
+"""Reconciling the tracker against SRMS: a finding per problem and, for every row, what L1 support
+does next and how to tag it in the CRM (the L1 table in ``domain``, read as data)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhs_bulk import domain
+from fhs_bulk.errors import Exit
+from fhs_bulk.srms.store import IST
+
+# Finding codes: stable, documented in the README.
+FINDINGS: dict[str, str] = {
+    "missing-srm-id": "no SRM ID and no Reference ID: the order was never registered (or not written back)",
+    "unknown-ticket": "SRMS does not know the SRM ID / Reference ID",
+    "duplicate-srm-id": "the SRM ID is already on an earlier row",
+    "order-mismatch": "the ticket belongs to another order",
+    "invalid-state": "a status/sub-status pair outside the journey table",
+    "spd-breached": "the SPD is past and the ticket is neither COMPLETED nor CANCELED",
+    "stuck": "no status change for --stuck-days while open",
+    "warranty": "COMPLETED: within 30 days of service (reopen allowed) or after (deny); informational",
+}
+INFORMATIONAL = frozenset({"warranty"})
+NO_TICKET_ACTIONS = {
+    "missing-srm-id": "register the order (fhs-bulk upload or ticket create) and fill in the SRM ID",
+    "unknown-ticket": "check the SRM ID with SRMS support; correct the tracker",
+    "duplicate-srm-id": "find the right ticket for this order; one SRM ID per order",
+    "order-mismatch": "the SRM ID belongs to another order: correct the tracker",
+}
+DAY_BUCKETS = ((1, 2, "1-2 days"), (3, 7, "3-7 days"), (8, 14, "8-14 days"), (15, None, "15+ days"))
+AGE_BUCKETS = ((0, 2, "0-2 days"), (3, 7, "3-7 days"), (8, 14, "8-14 days"), (15, None, "15+ days"))
+
+
+def bucket(days: int, buckets: tuple) -> str:
+    for low, high, label in buckets:
+        if days >= low and (high is None or days <= high):
+            return label
+    return buckets[0][2]
+
+
+@dataclass
+class RowVerdict:
+    row: int
+    fk_order_id: str
+    srm_id: str | None
+    status: str | None = None
+    sub_status: str | None = None
+    spd: str | None = None
+    findings: list[str] = field(default_factory=list)
+    next_action: str = ""
+    crm_tag: str | None = None
+    days_late: int = 0
+    age_days: int | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "fk_order_id": self.fk_order_id, "srm_id": self.srm_id, "status": self.status,
+                "sub_status": self.sub_status, "spd": self.spd, "findings": self.findings,
+                "next_action": self.next_action, "crm_tag": self.crm_tag,
+                "days_late": self.days_late, "note": self.note}
+
+    def add_note(self, text: str) -> None:
+        self.note = f"{self.note}; {text}" if self.note else text
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(f not in INFORMATIONAL for f in self.findings)
+
+    @property
+    def urgency(self) -> tuple:
+        """Sort key for the worklist: data problems first, then the most days late, then stuck."""
+        data_problem = any(f in NO_TICKET_ACTIONS or f == "invalid-state" for f in self.findings)
+        return (not data_problem, -self.days_late, "stuck" not in self.findings, self.row)
+
+
+@dataclass
+class ReconcileResult:
+    as_of: date
+    rows: list[RowVerdict]
+    tracker: str = ""
+    written: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return Exit.DATA if any(r.needs_attention for r in self.rows) else Exit.OK
+
+    def summary(self) -> dict[str, Any]:
+        by_status = Counter(r.status or "(no ticket)" for r in self.rows)
+        by_finding = Counter(f for r in self.rows for f in r.findings)
+        breached = Counter(bucket(r.days_late, DAY_BUCKETS) for r in self.rows if "spd-breached" in r.findings)
+        ages = Counter(bucket(r.age_days, AGE_BUCKETS) for r in self.rows
+                       if r.age_days is not None and r.status not in domain.CLOSED_STATUSES)
+        return {
+            "rows": len(self.rows),
+            "needing_attention": sum(r.needs_attention for r in self.rows),
+            "by_status": dict(sorted(by_status.items())),
+            "by_finding": dict(sorted(by_finding.items())),
+            "breached_by_days_late": {label: breached.get(label, 0) for *_, label in DAY_BUCKETS},
+            "open_by_age": {label: ages.get(label, 0) for *_, label in AGE_BUCKETS},
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.isoformat(), "summary": self.summary(), "rows": [r.as_dict() for r in self.rows]}
+
+
+def _ist_date(stamp: str) -> date:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date()
+
+
+def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool | None) -> bool:
+    return {
+        domain.ANY: True,
+        domain.SPD_BREACHED: spd_breached,
+        domain.SPD_NOT_BREACHED: not spd_breached,
+        domain.RESCHEDULE_BREACHED: spd_breached,  # a customer reschedule moves the SPD to the new date
+        domain.RESCHEDULE_NOT_BREACHED: not spd_breached,
+        domain.WITHIN_WARRANTY: bool(within_warranty),
+        domain.AFTER_WARRANTY: within_warranty is False,
+    }[condition]
+
+
+def next_action(status: str, sub_status: str, *, spd_breached: bool,
+                within_warranty: bool | None) -> tuple[str, str | None]:
+    """The first L1 rule (then fallback rule) matching the state and its condition."""
+    for rule in domain.L1_RULES + domain.FALLBACK_RULES:
+        if rule.status != status or (rule.sub_status is not None and rule.sub_status != sub_status):
+            continue
+        if condition_holds(rule.condition, spd_breached=spd_breached, within_warranty=within_warranty):
+            return rule.next_action, rule.crm_tag or None
+    return "no L1 rule for this state: read the ticket history and remarks", None
+
+
+def evaluate(rows: list[Any], tickets: dict[str, dict], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
+    """Pure: tracker rows and the tickets SRMS returned (by the ID asked for) to verdicts."""
+    from fhs_bulk.tracker import REFERENCE_ID, SRM_ID
+
+    verdicts: list[RowVerdict] = []
+    first_row_of: dict[str, int] = {}
+    for row in rows:
+        srm = (row.values.get(SRM_ID) or "").strip()
+        ref = (row.values.get(REFERENCE_ID) or "").strip()
+        if not any((value or "").strip() for value in row.values.values()):
+            continue  # a blank row is not a data row
+        v = RowVerdict(row.sheet_row, row.order, srm or None)
+        verdicts.append(v)
+        key = srm or ref
+        if not key:
+            v.findings.append("missing-srm-id")
+            v.next_action = NO_TICKET_ACTIONS["missing-srm-id"]
+            continue
+        if srm and srm in first_row_of:
+            v.findings.append("duplicate-srm-id")
+            v.add_note(f"SRM ID already on row {first_row_of[srm]}")
+        elif srm:
+            first_row_of[srm] = row.sheet_row
+        t = tickets.get(key)
+        if t is None:
+            v.findings.append("unknown-ticket")
+            v.next_action = NO_TICKET_ACTIONS["unknown-ticket"]
+            continue
+        v.srm_id = v.srm_id or t["ticket_id"]
+        v.status, v.sub_status, v.spd = t["status"], t["sub_status"], t["spd"]
+        if row.order and t["fk_order_id"] != row.order:
+            v.findings.append("order-mismatch")
+            v.add_note(f"ticket {t['ticket_id']} is for order {t['fk_order_id']}")
+        if not domain.is_journey_state(t["status"], t["sub_status"]):
+            v.findings.append("invalid-state")
+        spd = date.fromisoformat(t["spd"])
+        closed = t["status"] in domain.CLOSED_STATUSES
+        breached = spd < as_of and not closed
+        if breached:
+            v.days_late = (as_of - spd).days
+            v.findings.append("spd-breached")
+        changed = _ist_date(t["status_changed_at"])
+        v.age_days = (as_of - _ist_date(t["created_at"])).days
+        if not closed and (as_of - changed).days >= stuck_days:
+            v.findings.append("stuck")
+        within = None
+        if t["status"] == "COMPLETED":
+            done = [h for h in t["history"] if h["status"] == "COMPLETED"]
+            service_day = _ist_date(done[-1]["at"] if done else t["status_changed_at"])
+            within = (as_of - service_day).days <= domain.WARRANTY_DAYS
+            v.findings.append("warranty")
+            v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
+        first = next((f for f in v.findings if f in NO_TICKET_ACTIONS), None)
+        if first:
+            v.next_action, v.crm_tag = NO_TICKET_ACTIONS[first], None
+        else:
+            v.next_action, v.crm_tag = next_action(t["status"], t["sub_status"], spd_breached=spd < as_of,
+                                                   within_warranty=within)
+    return verdicts
+
+
+def fetch_tickets(client: Any, ids: list[str], *, batch: int = 1000, concurrency: int = 4) -> dict[str, dict]:
+    """Tickets by the ID asked for (SRM ID or BK- reference), in batched requests, several in flight."""
+    unique = list(dict.fromkeys(ids))
+    chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
+    found: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for asked, answer in zip(chunks, pool.map(client.query_tickets, chunks), strict=True):
+            by_tid = {t.ticket_id: t.model_dump() for t in answer.tickets}
+            by_ref = {t["reference_id"]: t for t in by_tid.values() if t["reference_id"]}
+            for i in asked:
+                t = by_tid.get(i) or by_ref.get(i)
+                if t is not None:
+                    found[i] = t
+    return found
+
+
+def spd_breached_text(v: RowVerdict) -> str:
+    if v.status is None:
+        return ""
+    return f"yes ({v.days_late} days)" if "spd-breached" in v.findings else "no"
+
+
+def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
+    """Write the tool's columns; a row whose values did not change is not touched."""
+    changed = 0
+    by_row = {r.sheet_row: r for r in tracker.rows}
+    for v in verdicts:
+        row = by_row[v.row]
+        if v.status is None and not v.findings:
+            continue
+        values = {"Status": v.status or "", "Sub-status": v.sub_status or "", "SPD": v.spd or "",
+                  "SPD breached": spd_breached_text(v), "Next action": v.next_action, "CRM tag": v.crm_tag or ""}
+        touched = False
+        for header, value in values.items():
+            touched |= tracker.set(row, header, value)
+        if touched:
+            tracker.set(row, "Last checked", as_of.isoformat())
+            changed += 1
+    return changed
+
+
+def reconcile(tracker_path: str, conn: Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
+              concurrency: int = 4) -> ReconcileResult:
+    from fhs_bulk.tracker import REFERENCE_ID, SRM_ID, load_tracker
+
+    tracker = load_tracker(tracker_path)
+    ids = [(r.values.get(SRM_ID) or "").strip() or (r.values.get(REFERENCE_ID) or "").strip() for r in tracker.rows]
+    tickets = fetch_tickets(conn.client, [i for i in ids if i], concurrency=concurrency)
+    verdicts = evaluate(tracker.rows, tickets, as_of, stuck_days)
+    result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
+    if write:
+        result.written = write_back(tracker, verdicts, as_of)
+        tracker.save()
+    return result

@@ -1,0 +1,187 @@
+"""Reconciliation, checked against the rules of DOMAIN.md (the expected table below is written from
+the document, not from the code), over a real `srms serve` whose tickets moved with `srms advance`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from fhs_bulk.contract import tracker_headers
+from fhs_bulk.reconcile import _ist_date, evaluate
+from fhs_bulk.tracker import TrackerRow
+from tests.conftest import cli_env, run_cli
+from tests.test_upload import GOOD, order_sheet
+
+OUT_OF_SPD = "Inbound >> Complaint >> Delay in Service >> Out of SPD >> Unresolved"
+# (status, sub-status, condition) -> (next action, CRM tag), transcribed from DOMAIN.md's L1 table.
+L1_EXPECTED = {
+    ("CANCELED", "CUSTOMER_NOT_READY", "any"): (
+        "tell customer, check refund, ask for a fresh order",
+        "Inbound >> Enquiry >> Enquiry about the cancellation >> Resolved"),
+    ("CREATED", "NOT_APPLICABLE", "breached"): ("apologise, escalate to L2, share Oathkeeper TAT", OUT_OF_SPD),
+    ("SERVICE_PENDING", "VENDOR_OFFLOAD", "breached"): ("apologise, escalate to L2, share Oathkeeper TAT",
+                                                        OUT_OF_SPD),
+    ("CREATED", "NOT_APPLICABLE", "not breached"): ("tell customer the SPD",
+                                                    "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
+    ("SERVICE_PENDING", "VENDOR_OFFLOAD", "not breached"): (
+        "tell customer the SPD", "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
+    ("ALLOCATED", "NOT_APPLICABLE", "breached"): ("escalate to L2, share Oathkeeper TAT", OUT_OF_SPD),
+    ("ALLOCATED", "NOT_APPLICABLE", "not breached"): ("reschedule if the customer asks",
+                                                      "Reschedule >> preferred date >> Remarks >> Submit"),
+    ("RESCHEDULED", "TECHNICIAN_RESCHEDULE", "any"): ("escalate to L2, share Oathkeeper TAT", OUT_OF_SPD),
+    ("RESCHEDULED", "CUSTOMER_RESCHEDULE", "breached"): (
+        "apologise, agree a new date or escalate",
+        "Reschedule, or Inbound >> Complaint >> Fake status updated by technician >> Unresolved"),
+    ("RESCHEDULED", "CUSTOMER_NOT_RESPONDING", "any"): (
+        "reschedule; ask for an alternate number",
+        "Reschedule, or Inbound >> Complaint >> Fake closure/ Fake Status >> Unresolved"),
+    ("COMPLETED", "NOT_APPLICABLE", "within 30 days"): (
+        "customer may reopen via self-serve", "Inbound >> Request >> Request to reopen ticket >> Resolved"),
+    ("COMPLETED", "NOT_APPLICABLE", "after 30 days"): ("service warranty over: deny",
+                                                      "Inbound >> Enquiry >> Post Policy-Service Denial"),
+}
+AS_OF = date(2026, 12, 10)
+
+
+def ticket(tid: str, order: str, status: str, sub: str, spd: date, changed: date, created: date | None = None) -> dict:
+    stamp = f"{changed.isoformat()}T06:00:00Z"
+    return {"ticket_id": tid, "reference_id": None, "fk_order_id": order, "status": status, "sub_status": sub,
+            "spd": spd.isoformat(), "created_at": f"{(created or changed).isoformat()}T06:00:00Z",
+            "status_changed_at": stamp, "history": [{"at": stamp, "status": status, "sub_status": sub}]}
+
+
+def row(n: int, order: str, srm: str = "", ref: str = "") -> TrackerRow:
+    return TrackerRow(n, n + 2, {"fk_order_id": order, "SRM ID": srm, "Reference ID": ref})
+
+
+@pytest.mark.parametrize("key", list(L1_EXPECTED), ids=lambda k: "/".join(k))
+def test_every_l1_row(key: tuple[str, str, str]) -> None:
+    status, sub, condition = key
+    spd = {"breached": AS_OF - timedelta(days=4), "not breached": AS_OF + timedelta(days=1)}.get(condition, AS_OF)
+    changed = {"within 30 days": AS_OF - timedelta(days=30), "after 30 days": AS_OF - timedelta(days=31)}.get(
+        condition, AS_OF - timedelta(days=1))
+    t = ticket("SRM-0000000001", "OD100000000000000001", status, sub, spd, changed)
+    [v] = evaluate([row(0, "OD100000000000000001", "SRM-0000000001")], {"SRM-0000000001": t}, AS_OF)
+    assert (v.next_action, v.crm_tag) == L1_EXPECTED[key]
+    assert ("spd-breached" in v.findings) == (condition == "breached" and status not in ("COMPLETED", "CANCELED"))
+
+
+def test_spd_boundaries_and_time_zone() -> None:
+    o = "OD100000000000000001"
+    due_today = ticket("SRM-1", o, "ALLOCATED", "NOT_APPLICABLE", AS_OF, AS_OF)
+    due_yesterday = ticket("SRM-2", o, "ALLOCATED", "NOT_APPLICABLE", AS_OF - timedelta(days=1), AS_OF)
+    v1, v2 = evaluate([row(0, o, "SRM-1"), row(1, o, "SRM-2")], {"SRM-1": due_today, "SRM-2": due_yesterday}, AS_OF)
+    assert "spd-breached" not in v1.findings and v2.findings[:1] == ["spd-breached"] and v2.days_late == 1
+    # 19:00 UTC is already the next day in India.
+    assert _ist_date("2026-12-09T19:00:00Z") == date(2026, 12, 10)
+    assert _ist_date("2026-12-09T18:00:00Z") == date(2026, 12, 9)
+
+
+def test_data_findings() -> None:
+    o1, o2 = "OD100000000000000001", "OD100000000000000002"
+    t = ticket("SRM-1", o1, "CREATED", "NOT_APPLICABLE", AS_OF + timedelta(days=2), AS_OF - timedelta(days=5))
+    odd = ticket("SRM-3", o2, "CREATED", "SOMETHING_ELSE", AS_OF + timedelta(days=2), AS_OF)
+    rows = [row(0, o1, "SRM-1"), row(1, o2, "SRM-1"), row(2, o2), row(3, o2, "SRM-404"), row(4, o2, "SRM-3")]
+    v = evaluate(rows, {"SRM-1": t, "SRM-3": odd}, AS_OF)
+    assert v[0].findings == ["stuck"]
+    assert v[1].findings[:2] == ["duplicate-srm-id", "order-mismatch"] and "row 2" in v[1].note
+    assert v[2].findings == ["missing-srm-id"] and v[2].status is None
+    assert v[3].findings == ["unknown-ticket"]
+    assert v[4].findings == ["invalid-state"]
+
+
+def tracker_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=tracker_headers() + ["Team notes"])
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return path
+
+
+def test_reconcile_over_advanced_srms(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    results = tmp_path / "results.csv"
+    assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:120])), "--out", str(results), env=env).returncode == 0
+    tracker = tmp_path / "tracker.xlsx"
+    from fhs_bulk.tracker import new_tracker
+
+    new_tracker(tracker)
+    assert run_cli("tracker", "update", str(tracker), "--from", str(results), env=env).returncode == 0
+    srms.stop()
+    as_of = date.today() + timedelta(days=9)
+    assert run_cli("srms", "advance", "--db", str(srms.db), "--until", (as_of - timedelta(days=1)).isoformat(),
+                   "--seed", "3", env=env).returncode == 0
+    srms.start()
+    # Half the rows identified by reference only; one row unregistered.
+    wb = load_workbook(tracker)
+    ws = wb.active
+    for r in range(2, 62):
+        ws.cell(row=r, column=2).value = None
+    ws.append(["OD999999999999999990"])
+    wb.save(tracker)
+    out1 = run_cli("tracker", "reconcile", str(tracker), "--as-of", as_of.isoformat(), "--json", env=env)
+    assert out1.returncode == 1, out1.stderr
+    doc = json.loads(out1.stdout)
+    out2 = run_cli("tracker", "reconcile", str(tracker), "--as-of", as_of.isoformat(), "--json", env=env)
+    assert out2.stdout == out1.stdout  # byte-identical
+    assert doc["as_of"] == as_of.isoformat() and len(doc["rows"]) == 121
+    db = sqlite3.connect(srms.db)
+    truth = {oid: (st, sub, spd) for oid, st, sub, spd in
+             db.execute("SELECT fk_order_id, status, sub_status, spd FROM tickets")}
+    seen_states = set()
+    for r in doc["rows"]:
+        if r["fk_order_id"] == "OD999999999999999990":
+            assert r["findings"] == ["missing-srm-id"] and r["sub_status"] is None
+            continue
+        st, sub, spd = truth[r["fk_order_id"]]
+        assert (r["status"], r["sub_status"], r["spd"]) == (st, sub, spd)
+        breached = date.fromisoformat(spd) < as_of
+        assert ("spd-breached" in r["findings"]) == (breached and st not in ("COMPLETED", "CANCELED"))
+        cond = "breached" if breached else "not breached"
+        for key in ((st, sub, cond), (st, sub, "any"), (st, sub, "within 30 days")):
+            if key in L1_EXPECTED:
+                assert (r["next_action"], r["crm_tag"]) == L1_EXPECTED[key], r
+                seen_states.add(st)
+                break
+    assert {"COMPLETED", "ALLOCATED", "CREATED"} & seen_states
+    assert doc["summary"]["by_finding"].get("missing-srm-id") == 1
+
+    # --write fills the tool's columns and keeps the rest; a second run writes nothing new.
+    report_x, report_h = tmp_path / "report.xlsx", tmp_path / "report.html"
+    w1 = run_cli("tracker", "reconcile", str(tracker), "--as-of", as_of.isoformat(), "--write", "--report",
+                 str(report_x), env=env)
+    assert w1.returncode == 1, w1.stderr
+    ws = load_workbook(tracker).active
+    header = [c.value for c in ws[1]]
+    status_col = header.index("Status") + 1
+    assert all(ws.cell(row=r, column=status_col).value for r in range(2, 122))
+    assert ws.cell(row=2, column=header.index("Last checked") + 1).value == as_of.isoformat()
+    before = tracker.read_bytes()
+    run_cli("tracker", "reconcile", str(tracker), "--as-of", as_of.isoformat(), "--write", "--report",
+            str(report_h), env=env)
+    assert tracker.read_bytes() == before
+    rb = load_workbook(report_x)
+    assert rb.sheetnames[:2] == ["Summary", "Worklist"] and len(rb["Summary"]._charts) == 3
+    assert "missing-srm-id" in rb.sheetnames
+    page = report_h.read_text()
+    assert page.count("<svg") == 3 and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_reconcile_exit_codes(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = cli_env(tmp_path, srms)
+    empty = tracker_csv(tmp_path / "t.csv", [])
+    r = run_cli("tracker", "reconcile", str(empty), "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["rows"] == []
+    assert run_cli("tracker", "reconcile", str(tmp_path / "none.csv"), env=env).returncode == 2
+    assert run_cli("tracker", "reconcile", str(empty), "--as-of", "tomorrow", env=env).returncode == 2
+    tracker = tracker_csv(tmp_path / "t2.csv", [{"fk_order_id": GOOD[0], "SRM ID": "SRM-0000000001"}])
+    srms.stop()
+    r = run_cli("tracker", "reconcile", str(tracker), env=cli_env(tmp_path, srms))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
