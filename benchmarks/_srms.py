@@ -24,12 +24,12 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, workdir: Path, catalogue: Path, *knobs: str) -> None:
+    def __init__(self, workdir: Path, catalogue: Path | None, *knobs: str, db: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = workdir / f"srms-{self.port}.sqlite"
+        self.db = db or workdir / f"srms-{self.port}.sqlite"
         cmd = [sys.executable, "-m", "fhs_bulk", "srms", "serve", "--port", str(self.port), "--db", str(self.db),
-               "--catalogue", str(catalogue), *knobs]
+               *(["--catalogue", str(catalogue)] if catalogue else []), *knobs]
         self.proc = subprocess.Popen(cmd, env=dict(os.environ, FHS_SRMS_TOKEN=TOKEN), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

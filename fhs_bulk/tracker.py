@@ -41,7 +41,6 @@ class Tracker:
     header_row: int
     rows: list[TrackerRow]
     worksheet: str | None = None
-    _book: Any = None
     _changes: dict[tuple[int, str], str] = field(default_factory=dict)
     _added: list[int] = field(default_factory=list)  # indices of rows added since loading
     _csv_rows: list[list[str]] = field(default_factory=list)
@@ -106,7 +105,10 @@ class Tracker:
                             else r.values.get(h, "") for h in self.headers])
 
     def _save_xlsx(self) -> None:
-        ws = self._book[self.worksheet]
+        from openpyxl import load_workbook
+
+        book = load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
+        ws = book[self.worksheet]
         col_of: dict[str, int] = {}
         for c, cell in enumerate(ws[self.header_row], 1):
             if isinstance(cell.value, str) and cell.value.strip():
@@ -125,7 +127,7 @@ class Tracker:
                 if v not in (None, ""):
                     set_text(ws.cell(row=row.sheet_row, column=col_of[h]), v)
         with atomic_path(self.path, backup=True) as tmp:
-            self._book.save(tmp)
+            book.save(tmp)
 
 
 def _text(value: Any) -> str:
@@ -177,28 +179,30 @@ def _load_csv(p: Path, shown: str) -> Tracker:
 
 
 def _load_xlsx(p: Path, shown: str) -> Tracker:
-    from openpyxl import load_workbook
+    """Values come from python-calamine (fast); openpyxl opens the workbook only when there is
+    something to write, and then edits it in place."""
+    from python_calamine import CalamineWorkbook
 
     try:
-        book = load_workbook(p)
+        book = CalamineWorkbook.from_path(str(p))
+        sheets = [(name, book.get_sheet_by_name(name).to_python(skip_empty_area=False)) for name in book.sheet_names]
     except Exception as exc:
         raise SheetError(f"{shown}: cannot be opened as xlsx ({type(exc).__name__}); open and save it again.",
                          code="sheet-unreadable", path=shown) from exc
-    for ws in book.worksheets:
-        top = [[_text(v) for v in row] for row in ws.iter_rows(min_row=1, max_row=HEADER_SEARCH_ROWS,
-                                                                values_only=True)]
+    for name, cells in sheets:
+        top = [[_text(v) for v in line] for line in cells[:HEADER_SEARCH_ROWS]]
         try:
             h = _find_header(top, shown)
         except SheetError:
             continue
         headers = [c.strip() for c in top[h]]
         rows = []
-        for i, line in enumerate(ws.iter_rows(min_row=h + 2, values_only=True)):
+        for i, line in enumerate(cells[h + 1:]):
             values = {hd: _text(line[c]) if c < len(line) else "" for c, hd in enumerate(headers) if hd}
             if not any(values.values()):
                 continue
             rows.append(TrackerRow(len(rows), h + 2 + i, values))
-        return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=ws.title, _book=book)
+        return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name)
     raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
                      code="tracker-header", path=shown)
 
