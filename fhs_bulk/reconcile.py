@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fhs_bulk import domain
@@ -108,6 +109,10 @@ class ReconcileResult:
 
 
 def _ist_date(stamp: str) -> date:
+    """The day in India of an SRMS timestamp (UTC, 'YYYY-MM-DDTHH:MM:SSZ')."""
+    if len(stamp) == 20 and stamp.endswith("Z"):  # the common shape, without a full parse
+        day = date.fromisoformat(stamp[:10])
+        return day + timedelta(days=1) if stamp[11:16] >= "18:30" else day
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date()
 
 
@@ -123,6 +128,7 @@ def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool
     }[condition]
 
 
+@lru_cache(maxsize=1024)
 def next_action(status: str, sub_status: str, *, spd_breached: bool,
                 within_warranty: bool | None) -> tuple[str, str | None]:
     """The first L1 rule (then fallback rule) matching the state and its condition."""
@@ -143,7 +149,7 @@ def evaluate(rows: list[Any], tickets: dict[str, dict], as_of: date, stuck_days:
     for row in rows:
         srm = (row.values.get(SRM_ID) or "").strip()
         ref = (row.values.get(REFERENCE_ID) or "").strip()
-        if not any((value or "").strip() for value in row.values.values()):
+        if not (row.order or srm or ref) and not any((value or "").strip() for value in row.values.values()):
             continue  # a blank row is not a data row
         v = RowVerdict(row.sheet_row, row.order, srm or None)
         verdicts.append(v)
