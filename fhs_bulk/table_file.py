@@ -34,6 +34,13 @@ def atomic_path(path: str | Path, *, backup: bool = False) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes a private file; give the result the target's mode, or the usual one for a new file.
+        if target.exists():
+            os.chmod(tmp_path, target.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         if backup and target.exists():

@@ -43,3 +43,24 @@ def test_phone_masking() -> None:
     assert mask_phone("+91 98765 43210") == "98******10"
     assert mask_phone("OD118034507542581000") == "OD118034507542581000"  # order IDs are not phones
     assert mask_phone("pincode 560001") == "pincode 560001"
+
+
+def test_written_files_keep_their_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from fhs_bulk.table_file import write_table
+
+    new = write_table(tmp_path / "new.csv", ["a"], [["=1"]])
+    assert new.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    os.chmod(new, 0o640)
+    write_table(new, ["a"], [["2"]])
+    assert new.stat().st_mode & 0o777 == 0o640
+    assert new.read_text().splitlines() == ["a", "2"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
