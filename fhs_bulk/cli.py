@@ -45,11 +45,18 @@ class _Group(click.Group):
 @click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fhs-bulk")
 @click.option("--debug", is_flag=True, envvar="FHS_DEBUG", help="Show tracebacks and HTTP details (never tokens).")
+@click.option("--credentials", type=click.Path(dir_okay=False),
+              help="Google service account JSON for Google Sheets [env GOOGLE_APPLICATION_CREDENTIALS].")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
-    """Register Flipkart Home Services ODS orders as SRMS service tickets and keep the tracker true."""
+def main(ctx: click.Context, debug: bool, credentials: str | None) -> None:
+    """Register Flipkart Home Services ODS orders as SRMS service tickets and keep the tracker true.
+
+    Wherever a sheet is named, a Google Sheet works too: its URL, its key, or gsheet:TITLE[/WORKSHEET].
+    """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if credentials:
+        os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = credentials
 
 
 class _NoPandas:
@@ -196,7 +203,9 @@ def _is_terminal() -> bool:
 
 @main.command()
 @click.argument("sheet")
-@click.option("--out", "out", help="Results file (.csv or .xlsx). Default: <sheet>.results.csv beside the sheet.")
+@click.option("--out", "out", help="Results file (.csv or .xlsx) or a Google Sheet (URL, key, gsheet:TITLE). "
+                                   "Default: <sheet>.results.csv beside the sheet.")
+@click.option("--out-worksheet", help="Write the results to this worksheet of the input Google Sheet.")
 @click.option("--dry-run", is_flag=True, help="Validate and look up the ledger and SRMS (read-only); send nothing.")
 @click.option("--batch-size", default=1000, show_default=True, help="Orders per SRMS bulk job (1-1000).")
 @click.option("--concurrency", default=4, show_default=True, help="Bulk jobs in flight at once.")
@@ -209,7 +218,8 @@ def _is_terminal() -> bool:
 @click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the SRMS token.")
 @click.option("--deadline", default=1800.0, show_default=True, help="Give up retrying after this many seconds.")
 @click.pass_context
-def upload(ctx: click.Context, sheet: str, out: str | None, dry_run: bool, batch_size: int, concurrency: int,
+def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str | None, dry_run: bool,
+           batch_size: int, concurrency: int,
            strict: bool, as_json: bool, quiet: bool, log_file: str | None, state_dir: str | None,
            srms_url: str | None, token_file: str | None, deadline: float) -> None:
     """Register every valid order of SHEET with SRMS and write one reference ID per order.
@@ -229,8 +239,14 @@ def upload(ctx: click.Context, sheet: str, out: str | None, dry_run: bool, batch
     _setup_logging(quiet, log_file, ctx.obj.get("debug", False), live)
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
     options.check()
-    out_path = out or str(default_out(sheet))
-    table_format(out_path)
+    from fhs_bulk import gsheets
+
+    if out_worksheet and gsheets.parse(sheet) is None:
+        raise FhsError("--out-worksheet writes into the input Google Sheet; the input here is a file (use --out).",
+                       code="usage")
+    out_path = sheet if out_worksheet else (out or str(default_out(sheet)))
+    if gsheets.parse(out_path) is None:
+        table_format(out_path)
     cfg = config.load_config()
     settings = config.srms_settings(srms_url, token_file, cfg)
     state = config.state_dir(state_dir, cfg)
@@ -251,7 +267,7 @@ def upload(ctx: click.Context, sheet: str, out: str | None, dry_run: bool, batch
         finally:
             ledger.close()
         if not dry_run:
-            write_results(result, out_path)
+            write_results(result, out_path, worksheet=out_worksheet or "results")
     finally:
         if lock:
             lock.__exit__(None, None, None)

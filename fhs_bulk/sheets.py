@@ -57,7 +57,7 @@ class Sheet:
 
 
 def sheet_name_of(source: str) -> str:
-    return Path(source).stem
+    return source if source.startswith(("gsheet:", "http")) else Path(source).stem
 
 
 def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> Sheet:
@@ -66,6 +66,12 @@ def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> She
     ``header_names`` lets the reader find a header row that is not the first non-blank row
     (a tracker with a title above its table): the first row holding all of them wins.
     """
+    from fhs_bulk import gsheets
+
+    ref = gsheets.parse(str(source))
+    if ref is not None:
+        title, worksheet, rows = gsheets.Google().read(ref)
+        return _sheet_from_rows(rows, str(source), title, worksheet, {}, header_names)
     path = Path(source)
     shown = str(source)
     if not path.exists():

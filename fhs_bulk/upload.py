@@ -243,14 +243,24 @@ def _count(rows: list[RowResult]) -> dict[str, int]:
     return counts
 
 
-def write_results(result: UploadResult, out: str | Path) -> Path:
+def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
+    """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
+    from fhs_bulk import gsheets
     from fhs_bulk.table_file import write_table
 
+    ref = gsheets.parse(str(out))
+    if ref is not None:
+        result.out = gsheets.Google().write(ref, worksheet, RESULT_COLUMNS, [r.as_list() for r in result.rows])
+        return result.out
     path = write_table(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), sheet_title="results")
     result.out = str(path)
-    return path
+    return result.out
 
 
 def default_out(sheet: str) -> Path:
+    from fhs_bulk import gsheets
+
+    if gsheets.parse(sheet) is not None:
+        return Path("FK_ODS_ORDER_CREATE.results.csv")
     p = Path(sheet)
     return p.with_name(p.stem + ".results.csv")
