@@ -130,7 +130,8 @@ def test_errors_say_what_to_do(google: LocalGoogle, tmp_path: Path) -> None:
     assert r.returncode == 2 and "credentials file" in r.stderr
 
 
-def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     ids = [f"OD{100000000000000000 + i}" for i in range(50_000)]
     order_book(google, ids)
     env = genv(tmp_path, google, srms)
@@ -142,16 +143,12 @@ def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Pa
     google.state.calls.clear()
     from fhs_bulk.gsheets import Google, GoogleRef
 
-    import os
-
-    os.environ.update(FHS_GOOGLE_API_BASE=google.url, FHS_GOOGLE_TOKEN="t")
-    try:
-        rows = [[i + 2, oid, "registered", "", "BK-x", "SRM-1", ""] for i, oid in enumerate(ids)]
-        t = time.monotonic()
-        Google().write(GoogleRef(key=KEY), "results", ["row", "fk_order_id", "status", "code", "reference_id",
-                                                       "ticket_id", "message"], rows)
-        write_s = time.monotonic() - t
-    finally:
-        del os.environ["FHS_GOOGLE_API_BASE"], os.environ["FHS_GOOGLE_TOKEN"]
+    monkeypatch.setenv("FHS_GOOGLE_API_BASE", google.url)
+    monkeypatch.setenv("FHS_GOOGLE_TOKEN", "t")
+    rows = [[i + 2, oid, "registered", "", "BK-x", "SRM-1", ""] for i, oid in enumerate(ids)]
+    t = time.monotonic()
+    Google().write(GoogleRef(key=KEY), "results", ["row", "fk_order_id", "status", "code", "reference_id",
+                                                   "ticket_id", "message"], rows)
+    write_s = time.monotonic() - t
     assert google.state.count() <= 4
     print(f"50,000 rows: read+validate {read_s:.2f}s (whole process), write {write_s:.2f}s")
