@@ -173,6 +173,24 @@ class Google:
             raise self._explain(exc, ref) from None
         return sh.title, ws.title, data.get("values", [])
 
+    def write_cells(self, ref: GoogleRef, worksheet: str, cells: dict[tuple[int, int], str], *, rows: int,
+                    cols: int, quote: Any = None) -> None:
+        """Set individual cells (row, column: 1-based) in one batched RAW write, growing the grid first
+        when the cells reach beyond it."""
+        import gspread
+
+        sh = self.open(ref)
+        try:
+            ws = sh.worksheet(worksheet)
+            if rows > ws.row_count or cols > ws.col_count:
+                sh.batch_update({"requests": [{"updateSheetProperties": {
+                    "properties": {"sheetId": ws.id, "gridProperties": {
+                        "rowCount": max(rows, ws.row_count), "columnCount": max(cols, ws.col_count)}},
+                    "fields": "gridProperties(rowCount,columnCount)"}}]})
+            sh.values_batch_update({"valueInputOption": "RAW", "data": _runs(cells, quote or quote_title, worksheet)})
+        except gspread.exceptions.GSpreadException as exc:
+            raise self._explain(exc, ref) from None
+
     def write(self, ref: GoogleRef, worksheet: str, columns: list[str], rows: list[list[Any]]) -> str:
         """Replace (or create) ``worksheet`` with the table, sized to fit, in one RAW values write."""
         import gspread
@@ -193,6 +211,35 @@ class Google:
         except gspread.exceptions.GSpreadException as exc:
             raise self._explain(exc, ref) from None
         return f"{sh.title}/{worksheet}"
+
+
+def _runs(cells: dict[tuple[int, int], str], quote: Any, worksheet: str) -> list[dict]:
+    """Contiguous vertical runs of cells, as value ranges: few ranges for many cells."""
+    out = []
+    by_col: dict[int, list[int]] = {}
+    for r, c in cells:
+        by_col.setdefault(c, []).append(r)
+    for c, rows in sorted(by_col.items()):
+        rows.sort()
+        start = prev = rows[0]
+        for r in rows[1:] + [None]:  # type: ignore[list-item]
+            if r is not None and r == prev + 1:
+                prev = r
+                continue
+            letter = _col_letter(c)
+            out.append({"range": f"{quote(worksheet)}!{letter}{start}:{letter}{prev}",
+                        "values": [[cells[(i, c)]] for i in range(start, prev + 1)]})
+            if r is not None:
+                start = prev = r
+    return out
+
+
+def _col_letter(n: int) -> str:
+    s = ""
+    while n:
+        n, rem = divmod(n - 1, 26)
+        s = chr(65 + rem) + s
+    return s
 
 
 def quote_title(title: str) -> str:

@@ -35,8 +35,8 @@ class TrackerRow:
 class Tracker:
     """A loaded tracker. ``set`` and ``add`` record changes; ``save`` writes them."""
 
-    path: Path
-    kind: str  # "xlsx" or "csv"
+    path: Any  # a Path, or the GoogleRef of a Google Sheet
+    kind: str  # "xlsx", "csv" or "google"
     headers: list[str]
     header_row: int
     rows: list[TrackerRow]
@@ -86,6 +86,8 @@ class Tracker:
         try:
             if self.kind == "xlsx":
                 self._save_xlsx()
+            elif self.kind == "google":
+                self._save_google()
             else:
                 self._save_csv()
         except OSError as exc:
@@ -103,6 +105,26 @@ class Tracker:
             for r in self.rows:
                 w.writerow([defuse(r.values.get(h, "")) if r.index in added or (r.index, h) in self._changes
                             else r.values.get(h, "") for h in self.headers])
+
+    def _save_google(self) -> None:
+        """One batched RAW values write: a range per run of changed cells in a column, and the new rows."""
+        from fhs_bulk.gsheets import Google, quote_title
+
+        col_of = {h: i + 1 for i, h in enumerate(self.headers)}
+        cells: dict[tuple[int, int], str] = {}
+        for (index, header), value in self._changes.items():
+            cells[(self.rows[index].sheet_row, col_of[header])] = value
+        for index in self._added:
+            row = self.rows[index]
+            for h, v in row.values.items():
+                cells[(row.sheet_row, col_of[h])] = v or ""
+        header_cells = {(self.header_row, c): h for h, c in col_of.items() if c > self._google_width}
+        cells.update(header_cells)
+        last_row = max(r for r, _ in cells)
+        Google().write_cells(self.path, self.worksheet or "", cells, rows=last_row, cols=len(self.headers),
+                             quote=quote_title)
+
+    _google_width: int = 0
 
     def _save_xlsx(self) -> None:
         from openpyxl import load_workbook
@@ -150,6 +172,11 @@ def _find_header(rows: list[list[str]], shown: str) -> int:
 
 
 def load_tracker(path: str | Path) -> Tracker:
+    from fhs_bulk import gsheets
+
+    ref = gsheets.parse(str(path))
+    if ref is not None:
+        return _load_google(ref, str(path))
     p = Path(path)
     shown = str(path)
     if not p.is_file():
@@ -205,6 +232,22 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
         return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name)
     raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
                      code="tracker-header", path=shown)
+
+
+def _load_google(ref: Any, shown: str) -> Tracker:
+    from fhs_bulk.gsheets import Google
+
+    _, worksheet, cells = Google().read(ref)
+    h = _find_header(cells, shown)
+    headers = [c.strip() for c in cells[h]]
+    rows = []
+    for i, line in enumerate(cells[h + 1:]):
+        values = {hd: (line[c] if c < len(line) else "").strip() for c, hd in enumerate(headers) if hd}
+        if any(values.values()):
+            rows.append(TrackerRow(len(rows), h + 2 + i, values))
+    tracker = Tracker(ref, "google", headers, h + 1, rows, worksheet=worksheet)
+    tracker._google_width = len(headers)
+    return tracker
 
 
 def new_tracker(path: str | Path) -> None:

@@ -152,3 +152,33 @@ def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Pa
     write_s = time.monotonic() - t
     assert google.state.count() <= 4
     print(f"50,000 rows: read+validate {read_s:.2f}s (whole process), write {write_s:.2f}s")
+
+
+def test_google_tracker_update_and_reconcile(google: LocalGoogle, srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fhs_bulk.contract import tracker_headers
+    from tests.test_upload import order_sheet
+
+    env = genv(tmp_path, google, srms)
+    results = tmp_path / "results.csv"
+    assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:4])), "--out", str(results), env=env).returncode == 0
+    headers = tracker_headers()
+    key = "6" * 44
+    google.state.add(key, "Tracker for installation (ODS)", {"Tracker": [
+        ["Installs, November"], headers + ["Team notes"],
+        [GOOD[0]] + [""] * 14 + ["=call first", "VIP"]]})
+    google.state.calls.clear()
+    r = run_cli("tracker", "update", key, "--from", str(results), "--json", env=env)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0, r.stderr
+    assert (doc["updated"], doc["added"]) == (1, 3)
+    assert google.state.count("POST") <= 2  # one batched values write (plus a grid resize when needed)
+    sheet = google.state.books[key].sheets[0]
+    assert sheet.values[2][1].startswith("SRM-") and sheet.values[2][15:17] == ["=call first", "VIP"]
+    assert [row[0] for row in sheet.values[3:6]] == GOOD[1:4]
+    r2 = run_cli("tracker", "update", key, "--from", str(results), "--json", env=env)
+    assert json.loads(r2.stdout)["unchanged"] == 4
+    r3 = run_cli("tracker", "reconcile", key, "--write", "--json", env=env)
+    assert r3.returncode in (0, 1), r3.stderr
+    sheet = google.state.books[key].sheets[0]
+    assert sheet.values[2][headers.index("Status")] == "CREATED"
+    assert all(w["valueInputOption"] == "RAW" for w in google.state.writes)
