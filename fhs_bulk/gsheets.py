@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fhs_bulk.errors import Exit, FhsError, SheetError
+from fhs_bulk.sheets import column_letter
 
 GOOGLE_HOSTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive.readonly"]
@@ -226,20 +227,12 @@ def _runs(cells: dict[tuple[int, int], str], quote: Any, worksheet: str) -> list
             if r is not None and r == prev + 1:
                 prev = r
                 continue
-            letter = _col_letter(c)
+            letter = column_letter(c)
             out.append({"range": f"{quote(worksheet)}!{letter}{start}:{letter}{prev}",
                         "values": [[cells[(i, c)]] for i in range(start, prev + 1)]})
             if r is not None:
                 start = prev = r
     return out
-
-
-def _col_letter(n: int) -> str:
-    s = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        s = chr(65 + rem) + s
-    return s
 
 
 def quote_title(title: str) -> str:

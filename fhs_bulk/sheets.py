@@ -56,6 +56,15 @@ class Sheet:
             return None
 
 
+def column_letter(index: int) -> str:
+    """1 -> 'A', 27 -> 'AA': spreadsheet column names."""
+    letters = ""
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
 def sheet_name_of(source: str) -> str:
     return source if source.startswith(("gsheet:", "http")) else Path(source).stem
 

@@ -249,7 +249,9 @@ def _header_problem(sheet: Sheet) -> Finding | None:
     if count == 1:
         return None
     if count > 1:
-        where = ", ".join(_col_letter(i) for i, h in enumerate(sheet.headers) if h == col)
+        from fhs_bulk.sheets import column_letter
+
+        where = ", ".join(column_letter(i + 1) for i, h in enumerate(sheet.headers) if h == col)
         return Finding(None, col, "header-duplicate",
                        f"{sheet.source}: the column '{col}' appears {count} times (columns {where}); keep one.",
                        None, "sheet")
@@ -267,15 +269,6 @@ def _header_problem(sheet: Sheet) -> Finding | None:
 
 def _loose(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower()).removeprefix("fk")
-
-
-def _col_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
