@@ -618,11 +618,3 @@ def _embedded_identity() -> str:
     from fhs_bulk.srms.embedded import default_db_path
 
     return f"embedded:{default_db_path()}"
-
-
-def run() -> None:  # pragma: no cover - console entry for python -m
-    main(prog_name="fhs-bulk", auto_envvar_prefix=None)
-
-
-if os.environ.get("FHS_BULK_NO_MAIN") is None and __name__ == "__main__":  # pragma: no cover
-    run()

@@ -13,7 +13,6 @@ Config file: ``$FHS_CONFIG`` or ``<user config dir>/fhs-bulk/config.toml``::
 from __future__ import annotations
 
 import os
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +51,6 @@ def _read_token_file(path: str | Path) -> str:
     if not token:
         raise FhsError(f"token file {p} is empty.", code="token-file")
     return token
-
-
-def token_file_is_private(path: str | Path) -> bool:
-    try:
-        return not (Path(path).stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
-    except OSError:
-        return True
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,6 @@ def tracker_owned_headers() -> list[str]:
 TEXT_FORMAT = "@"
 
 
-def order_template_columns() -> list[str]:
-    return list(OrderSheetRow.model_fields)
-
-
 def schema_of(model: type[BaseModel]) -> dict:
     return model.model_json_schema()
 
