@@ -152,6 +152,23 @@ def test_rate_limit_fail_rate_and_max_jobs(srms_factory) -> None:  # type: ignor
     assert all(httpx.get(flaky.url + "/healthz").status_code == 200 for _ in range(5))
 
 
+def test_max_jobs(srms_factory) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = srms_factory("--max-jobs", "1", "--latency-ms", "400", "--seed", "2")
+
+    def one(i: int) -> httpx.Response:
+        with srv.client() as c:
+            return job(c, GOOD[70 + i:71 + i])
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(one, range(3)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes[0] == 201 and 429 in codes
+    limited = next(r for r in answers if r.status_code == 429)
+    assert limited.json()["error"]["code"] == "too-many-jobs" and limited.headers["Retry-After"] == "1"
+
+
 def test_drop_commits_then_drops(srms_factory) -> None:  # type: ignore[no-untyped-def]
     srv = srms_factory("--drop-rate", "1.0")
     c = srv.client()

@@ -124,8 +124,9 @@ class SrmsClient:
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         self.stats.note(_reason(exc))
-        log.debug("retrying %s after %s (attempt %d)", state.fn.__name__ if state.fn else "request", _reason(exc),
-                  state.attempt_number)
+        # One line per burst (the first retry of a request) at INFO; each further retry at DEBUG.
+        log.log(logging.INFO if state.attempt_number == 1 else logging.DEBUG,
+                "SRMS: %s; retrying with back-off (attempt %d)", _reason(exc), state.attempt_number + 1)
 
     def _request(self, method: str, path: str, model: type[M], *, json: Any = None,
                  headers: dict[str, str] | None = None, retry: bool = True,
