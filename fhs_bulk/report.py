@@ -81,8 +81,12 @@ def _xlsx(result: ReconcileResult, path: Path) -> None:
         ws.cell(row=row + i, column=2, value=n)
         set_text(ws.cell(row=row + i, column=3), FINDINGS[code])
     ws.column_dimensions["A"].width = 34
+    ws.column_dimensions["C"].width = 70  # the findings' meaning, clear of the charts
     for i, chart in enumerate(charts):
         ws.add_chart(chart, f"E{4 + i * 15}")
+    ws.page_setup.orientation = "landscape"
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
 
     wl = wb.create_sheet("Worklist")
     _table(wl, _worklist(result))
