@@ -136,14 +136,19 @@ class Ledger:
 
         def write(db: sqlite3.Connection) -> None:
             nonlocal count
-            rows = db.execute("SELECT b.key, r.outcomes FROM batches b JOIN batch_results r USING (key) "
-                              "WHERE b.srms=? AND b.state='answered'", (srms,)).fetchall()
-            records = [(sid, oid, st, code, ref, tid, key, stamp)
-                       for key, payload in rows for oid, st, code, ref, tid in json.loads(payload)]
-            records.sort(key=lambda r: r[1])  # in key order: B-tree appends instead of random inserts
-            db.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?)", records)
-            count = len(records)
-            db.executemany("UPDATE batches SET state='done' WHERE key=?", [(k,) for k, _ in rows])
+            keys = [k for (k,) in db.execute("SELECT key FROM batches WHERE srms=? AND state='answered'", (srms,))]
+            if not keys:
+                return
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS answered (key TEXT PRIMARY KEY) WITHOUT ROWID")
+            db.execute("DELETE FROM answered")
+            db.executemany("INSERT INTO answered VALUES (?)", [(k,) for k in keys])
+            # Spread the JSON answers into rows inside SQLite, in key order (B-tree appends).
+            count = db.execute(
+                "INSERT OR REPLACE INTO orders SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, "
+                "j.value ->> 3, j.value ->> 4, r.key, ? FROM answered a JOIN batch_results r ON r.key = a.key, "
+                "json_each(r.outcomes) j ORDER BY 2", (sid, stamp)).rowcount
+            db.execute("UPDATE batches SET state='done' WHERE key IN (SELECT key FROM answered)")
+            db.execute("DELETE FROM answered")
 
         self._tx(write)
         return count

@@ -98,6 +98,8 @@ class UploadResult:
 
 
 Progress = Callable[[int, int], None]
+# What became of one order: (status, code, reference_id, ticket_id, message).
+Outcome = tuple[str, str | None, str | None, str | None, str]
 
 
 def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptions | None = None, *,
@@ -126,11 +128,10 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
     order_ids = [oid for _, oid in valid]
     ledger.index(conn.identity)  # answers a run that died before indexing them
     known = ledger.known(conn.identity, order_ids)
-    outcome: dict[str, RowResult] = {}
+    outcome: dict[str, Outcome] = {}
     for oid, k in known.items():
         if k.status in ("registered", "already-registered"):
-            outcome[oid] = RowResult(0, oid, "already-registered", None, k.reference_id, k.ticket_id,
-                                     "registered by an earlier run")
+            outcome[oid] = ("already-registered", None, k.reference_id, k.ticket_id, "registered by an earlier run")
     pending = ledger.pending_batches(conn.identity)
     in_pending = {oid for _, ids in pending for oid in ids}
     to_send = [oid for oid in order_ids if oid not in outcome and oid not in in_pending]
@@ -138,8 +139,7 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
                           warnings=len(report.warnings))
     if unreachable:
         for oid in to_send + sorted(in_pending):
-            outcome[oid] = RowResult(0, oid, "failed", "srms-unavailable", None, None,
-                                     f"not sent: {unreachable}")
+            outcome[oid] = ("failed", "srms-unavailable", None, None, f"not sent: {unreachable}")
     elif options.dry_run:
         _dry_run(conn, to_send, pending, outcome)
     else:
@@ -164,33 +164,31 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
     return result
 
 
-def _dry_run(conn: Connection, to_send: list[str], pending: list, outcome: dict[str, RowResult]) -> None:
+def _dry_run(conn: Connection, to_send: list[str], pending: list, outcome: dict[str, Outcome]) -> None:
     for _, ids in pending:
         to_send = to_send + [i for i in ids if i not in outcome]
     for start in range(0, len(to_send), MAX_BATCH):
         chunk = to_send[start:start + MAX_BATCH]
         for reg in conn.client.lookup(chunk).registrations:
-            outcome[reg.fk_order_id] = RowResult(0, reg.fk_order_id, "already-registered", None, reg.reference_id,
-                                                 reg.ticket_id, "already registered in SRMS (dry run)")
+            outcome[reg.fk_order_id] = ("already-registered", None, reg.reference_id, reg.ticket_id,
+                                        "already registered in SRMS (dry run)")
 
 
 def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], concurrency: int,
-          outcome: dict[str, RowResult], progress: Progress | None) -> int:
+          outcome: dict[str, Outcome], progress: Progress | None) -> int:
     total = sum(len(ids) for _, ids in work)
     done = 0
     if progress:
         progress(0, total)
 
-    def run(key: str, ids: list[str]) -> tuple[str, list[str], Any, str | None]:
+    def run(key: str, ids: list[str]) -> tuple[str, list[str], list | None, str | None]:
         try:
             res = conn.client.register(ids, key)
-        except SrmsUnavailable as exc:
-            return key, ids, None, exc.message
-        except SrmsError as exc:
+        except (SrmsUnavailable, SrmsError) as exc:
             return key, ids, None, exc.message
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
         ledger.record(conn.identity, key, res.job_id, rows)
-        return key, ids, res, None
+        return key, ids, rows, None
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch") as pool:
         futures = [pool.submit(run, key, ids) for key, ids in work]
@@ -199,21 +197,20 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
             if res is None:
                 log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
                             key[:8], len(ids), error)
+                failed = ("failed", "srms-unavailable", None, None, f"not confirmed by SRMS ({error}); safe to re-run")
                 for oid in ids:
-                    outcome.setdefault(oid, RowResult(0, oid, "failed", "srms-unavailable", None, None,
-                                                      f"not confirmed by SRMS ({error}); safe to re-run"))
+                    outcome.setdefault(oid, failed)
             else:
-                for r in res.results:
-                    message = REJECT_MESSAGES.get(r.code or "", "") if r.status == "rejected" else ""
-                    outcome[r.fk_order_id] = RowResult(0, r.fk_order_id, r.status, r.code, r.reference_id,
-                                                       r.ticket_id, message)
+                for oid, status, code, ref, tid in res:
+                    message = REJECT_MESSAGES.get(code or "", "") if status == "rejected" else ""
+                    outcome[oid] = (status, code, ref, tid, message)
             done += len(ids)
             if progress:
                 progress(done, total)
     return total
 
 
-def _rows(report: Any, outcome: dict[str, RowResult], dry_run: bool) -> list[RowResult]:
+def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool) -> list[RowResult]:
     first_error = report.first_error_by_row()
     rows: list[RowResult] = []
     if report.row_numbers is None:
@@ -232,7 +229,7 @@ def _rows(report: Any, outcome: dict[str, RowResult], dry_run: bool) -> list[Row
             rows.append(RowResult(row, oid, status, None if dry_run else "not-sent", None, None,
                                   "would be sent" if dry_run else "not sent; safe to re-run"))
         else:
-            rows.append(RowResult(row, oid, o.status, o.code, o.reference_id, o.ticket_id, o.message))
+            rows.append(RowResult(row, oid, *o))
     return rows
 
 
