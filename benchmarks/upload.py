@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=2, help="best of N, each on fresh servers (2 cores are noisy)")
     args = ap.parse_args()
     n = args.orders
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,27 +50,35 @@ def main() -> None:
         sheet.write_text("fk_order_id\n" + "\n".join(ids[:n]) + "\n")
         print(f"{'SRMS latency':<14}{'ceiling (loop)':>18}{'upload':>16}{'ratio':>8}{'wall':>9}{'re-run':>9}  targets")
         for latency in ("0", "50"):
-            # Each measurement on a fresh server, so neither pays for the other's data.
-            loop_srv = Served(d, cat, "--latency-ms", latency)
-            try:
-                ceiling = load_loop(loop_srv.url, ids[:n], connections=args.concurrency)
-            finally:
-                loop_srv.stop()
-            srv = Served(d, cat, "--latency-ms", latency)
-            state = d / f"state-{latency}"
-            state.mkdir()
-            try:
-                wall, summary = upload(sheet, srv, state, "--concurrency", str(args.concurrency))
-                rerun, again = upload(sheet, srv, state)
-            finally:
-                srv.stop()
-            assert summary["counts"]["registered"] == n and again["sent"] == 0
-            rate = summary["orders_per_s"]
-            ratio = rate / ceiling["orders_per_s"]
+            best_ceiling, best_rate, wall, rerun = 0.0, 0.0, 0.0, 0.0
+            for attempt in range(args.repeat):
+                # Each measurement on a fresh server, so neither pays for the other's data.
+                loop_srv = Served(d, cat, "--latency-ms", latency)
+                try:
+                    ceiling = load_loop(loop_srv.url, ids[:n], connections=args.concurrency)
+                finally:
+                    loop_srv.stop()
+                srv = Served(d, cat, "--latency-ms", latency)
+                state = d / f"state-{latency}-{attempt}"
+                state.mkdir()
+                try:
+                    w, summary = upload(sheet, srv, state, "--concurrency", str(args.concurrency))
+                    r, again = upload(sheet, srv, state)
+                finally:
+                    srv.stop()
+                assert summary["counts"]["registered"] == n and again["sent"] == 0
+                if summary["orders_per_s"] > best_rate:
+                    best_rate, wall = summary["orders_per_s"], w
+                best_ceiling = max(best_ceiling, ceiling["orders_per_s"])
+                rerun = max(rerun, r)
+            rate = best_rate
+            ceiling = {"orders_per_s": best_ceiling}
+            ratio = rate / best_ceiling
             print(f"{latency + ' ms':<14}{ceiling['orders_per_s']:>12,.0f} ord/s{rate:>10,.0f} ord/s{ratio:>7.0%}"
                   f"{wall:>8.2f}s{rerun:>8.2f}s  >= 80% {'ok' if ratio >= 0.8 else 'MISSED'}, "
                   f"re-run < 2 s {'ok' if rerun < 2 else 'MISSED'}")
-        print("(upload ord/s: orders sent / upload time incl. validation and the ledger; wall: whole process)")
+        print(f"(best of {args.repeat}; upload ord/s: orders sent / upload time incl. validation and the ledger; "
+              "wall: whole process; re-run: the slowest)")
 
 
 if __name__ == "__main__":
