@@ -224,7 +224,7 @@ def spd_breached_text(v: RowVerdict) -> str:
 
 
 def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
-    """Write the tool's columns; a row whose values did not change is not touched."""
+    """Write the tool's columns; returns the rows that changed (an unchanged tracker is not rewritten)."""
     changed = 0
     by_row = {r.sheet_row: r for r in tracker.rows}
     for v in verdicts:
@@ -233,12 +233,11 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
             continue
         values = {"Status": v.status or "", "Sub-status": v.sub_status or "", "SPD": v.spd or "",
                   "SPD breached": spd_breached_text(v), "Next action": v.next_action, "CRM tag": v.crm_tag or ""}
+        values["Last checked"] = as_of.isoformat()  # the same --as-of twice changes nothing
         touched = False
         for header, value in values.items():
             touched |= tracker.set(row, header, value)
-        if touched:
-            tracker.set(row, "Last checked", as_of.isoformat())
-            changed += 1
+        changed += touched
     return changed
 
 

@@ -126,30 +126,41 @@ class Tracker:
 
     _google_width: int = 0
 
+    def _cells(self) -> dict[tuple[int, int], str]:
+        """Every cell to write, (row, column) 1-based: changes, added rows, new header cells."""
+        col_of = {h: i + 1 for i, h in enumerate(self.headers) if h}
+        cells: dict[tuple[int, int], str] = {}
+        for h, c in col_of.items():
+            if c > self._width:
+                cells[(self.header_row, c)] = h
+        for (index, header), value in self._changes.items():
+            cells[(self.rows[index].sheet_row, col_of[header])] = value
+        for index in self._added:
+            row = self.rows[index]
+            for h, v in row.values.items():
+                if v:
+                    cells[(row.sheet_row, col_of[h])] = v
+        return cells
+
+    _width: int = 0  # columns of the header row when loaded
+
     def _save_xlsx(self) -> None:
+        from fhs_bulk.xlsx_cells import set_cells
+
+        with atomic_path(self.path, backup=True) as tmp:
+            if set_cells(self.path, self.worksheet or "", self._cells(), tmp):
+                return
+            self._save_xlsx_openpyxl(tmp)
+
+    def _save_xlsx_openpyxl(self, tmp: Path) -> None:
+        """The general path: openpyxl loads and saves the whole workbook."""
         from openpyxl import load_workbook
 
         book = load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
         ws = book[self.worksheet]
-        col_of: dict[str, int] = {}
-        for c, cell in enumerate(ws[self.header_row], 1):
-            if isinstance(cell.value, str) and cell.value.strip():
-                col_of.setdefault(cell.value.strip(), c)
-        next_col = max([c for c in col_of.values()] + [0]) + 1
-        for h in self.headers:
-            if h not in col_of:
-                set_text(ws.cell(row=self.header_row, column=next_col), h)
-                col_of[h] = next_col
-                next_col += 1
-        for (index, header), value in self._changes.items():
-            set_text(ws.cell(row=self.rows[index].sheet_row, column=col_of[header]), value)
-        for index in self._added:
-            row = self.rows[index]
-            for h, v in row.values.items():
-                if v not in (None, ""):
-                    set_text(ws.cell(row=row.sheet_row, column=col_of[h]), v)
-        with atomic_path(self.path, backup=True) as tmp:
-            book.save(tmp)
+        for (row, col), value in self._cells().items():
+            set_text(ws.cell(row=row, column=col), value)
+        book.save(tmp)
 
 
 def _text(value: Any) -> str:
@@ -229,7 +240,9 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
             if not any(values.values()):
                 continue
             rows.append(TrackerRow(len(rows), h + 2 + i, values))
-        return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name)
+        tracker = Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name)
+        tracker._width = len(headers)
+        return tracker
     raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
                      code="tracker-header", path=shown)
 

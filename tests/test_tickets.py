@@ -184,3 +184,33 @@ def test_unusable_tracker_exits_2(tmp_path: Path, bad: str) -> None:
     results.write_text("row,fk_order_id,status,code,reference_id,ticket_id,message\n")
     r = run_cli("tracker", "update", str(p), "--from", str(results), env=cli_env(tmp_path))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_xlsx_cell_writer_and_its_fallback(tmp_path: Path) -> None:
+    """The fast writer (worksheet XML only) and the openpyxl fallback give the same workbook."""
+    from fhs_bulk.tracker import load_tracker
+    from fhs_bulk.xlsx_cells import patch_sheet_xml
+
+    for formula_in_owned_cell in (False, True):
+        path = make_tracker(tmp_path / f"t{formula_in_owned_cell}.xlsx")
+        if formula_in_owned_cell:
+            wb = load_workbook(path)
+            wb["Installations"]["C3"] = "=1+1"  # Reference ID of row 3 holds a formula: fast path declines
+            wb.save(path)
+        t = load_tracker(path)
+        row = t.by_order()["OD100000000000000002"][0]
+        t.set(row, "SRM ID", "SRM-0000000042")
+        t.set(row, "Reference ID", "<&> =not a formula")
+        t.add({"fk_order_id": "OD100000000000000009", "SRM ID": "SRM-0000000043", "Phone": "9876543210"})
+        t._ensure_column("Last checked")
+        t.save()
+        wb = load_workbook(path)
+        ws = wb["Installations"]
+        assert ws["B3"].value == "SRM-0000000042" and ws["C3"].value == "<&> =not a formula"
+        assert ws["C3"].data_type == "s" and ws["A5"].value == "OD100000000000000009" and ws["F5"].value == "9876543210"
+        assert ws["Q3"].value == "VIP" and ws["Q4"].value == "=SUM(1,2)"  # foreign cells untouched
+        assert ws["A2"].fill.fgColor.rgb.endswith("FFFF00") and ws.freeze_panes == "A3"
+        assert wb["Notes"]["A1"].value == "keep me"
+        again = load_tracker(path)  # and calamine reads what was written
+        assert again.by_order()["OD100000000000000002"][0].values["SRM ID"] == "SRM-0000000042"
+    assert patch_sheet_xml(b"<x:worksheet><x:sheetData/></x:worksheet>", {(1, 1): "a"}) is None

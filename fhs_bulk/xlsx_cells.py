@@ -1,0 +1,173 @@
+"""Setting text cells of an existing xlsx by rewriting only the worksheet's XML part.
+
+openpyxl loads and saves a whole workbook (about 9 s each way for a 100,000-row tracker); a tracker
+write only changes a few columns. This rewrites the rows that change and copies every other byte of
+the worksheet, and every other part of the package, unchanged, so formatting, other sheets, filters,
+frozen panes and columns the tool does not own stay exactly as they were.
+
+It handles the worksheets Excel, LibreOffice, Google Sheets and openpyxl write. Anything else (a
+namespace prefix, a row or cell without its reference, a formula in a cell to be overwritten) makes
+``set_cells`` return False without writing, and the caller falls back to openpyxl.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+_ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
+_ATTR_R = re.compile(rb'\br="([A-Z]+)?([0-9]+)"')
+_ATTR_S = re.compile(rb'\bs="([0-9]+)"')
+_SPANS = re.compile(rb'\s+spans="[^"]*"')
+_DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))?"\s*/>')
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _col_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _letters(n: int) -> str:
+    s = ""
+    while n:
+        n, rem = divmod(n - 1, 26)
+        s = chr(65 + rem) + s
+    return s
+
+
+def worksheet_part(zf: zipfile.ZipFile, name: str) -> str | None:
+    """The zip path of the worksheet called ``name``."""
+    try:
+        workbook = zf.read("xl/workbook.xml")
+        rels = zf.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return None
+    for m in re.finditer(rb"<sheet\b[^>]*>", workbook):
+        tag = m.group(0)
+        title = re.search(rb'name="([^"]*)"', tag)
+        rid = re.search(rb'r:id="([^"]+)"', tag)
+        if not title or not rid or _unescape(title.group(1).decode()) != name:
+            continue
+        for rel in re.finditer(rb"<Relationship\b[^>]*>", rels):
+            if re.search(rb'\bId="' + re.escape(rid.group(1)) + rb'"', rel.group(0)):
+                target = re.search(rb'Target="([^"]+)"', rel.group(0))
+                if target:
+                    t = target.group(1).decode()
+                    return t.lstrip("/") if t.startswith("/") else "xl/" + t
+    return None
+
+
+def _unescape(text: str) -> str:
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'")
+            .replace("&amp;", "&"))
+
+
+def _cell_xml(ref: str, value: str, style: bytes | None) -> bytes:
+    s_attr = b' s="' + style + b'"' if style else b""
+    if value == "":
+        return b'<c r="' + ref.encode() + b'"' + s_attr + b"/>" if style else b""
+    text = escape(_ILLEGAL.sub("", value)).encode("utf-8")
+    return (b'<c r="' + ref.encode() + b'"' + s_attr + b' t="inlineStr"><is><t xml:space="preserve">' + text
+            + b"</t></is></c>")
+
+
+def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str]) -> bytes | None:
+    cells: list[tuple[int, bytes, bytes | None, bytes]] = []  # (column, xml, style, inner)
+    for m in _CELL.finditer(body):
+        ref = _ATTR_R.search(m.group(1))
+        if not ref or not ref.group(1):
+            return None
+        style = _ATTR_S.search(m.group(1))
+        cells.append((_col_number(ref.group(1)), m.group(0), style.group(1) if style else None, m.group(2) or b""))
+    by_col = {c[0]: c for c in cells}
+    for col in changes:
+        if col in by_col and b"<f" in by_col[col][3]:
+            return None  # never silently replace a formula
+    merged = []
+    for col in sorted(set(by_col) | set(changes)):
+        if col in changes:
+            old = by_col.get(col)
+            merged.append(_cell_xml(f"{_letters(col)}{row}", changes[col], old[2] if old else None))
+        else:
+            merged.append(by_col[col][1])
+    return b"<row" + _SPANS.sub(b"", attrs) + b">" + b"".join(merged) + b"</row>"
+
+
+def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str]) -> bytes | None:
+    if b"<sheetData" not in xml or re.search(rb"<\w+:sheetData\b", xml):
+        return None
+    by_row: dict[int, dict[int, str]] = {}
+    for (r, c), v in cells.items():
+        by_row.setdefault(r, {})[c] = v
+    start = xml.index(b"<sheetData")
+    open_end = xml.index(b">", start) + 1
+    if xml[open_end - 2: open_end] == b"/>":  # an empty <sheetData/>
+        head, data, tail = xml[:start] + b"<sheetData>", b"", b"</sheetData>" + xml[open_end:]
+    else:
+        close = xml.index(b"</sheetData>", open_end)
+        head, data, tail = xml[:open_end], xml[open_end:close], xml[close:]
+    out: list[bytes] = []
+    pos = 0
+    pending = sorted(by_row)
+    i = 0
+    for m in _ROW.finditer(data):
+        ref = _ATTR_R.search(m.group(1))
+        if not ref:
+            return None
+        row = int(ref.group(2))
+        while i < len(pending) and pending[i] < row:  # new rows before this one
+            out.append(data[pos:m.start()])
+            pos = m.start()
+            out.append(_new_row(pending[i], by_row[pending[i]]))
+            i += 1
+        if i < len(pending) and pending[i] == row:
+            patched = _patch_row(m.group(1), m.group(3) or b"", row, by_row[row])
+            if patched is None:
+                return None
+            out.append(data[pos:m.start()])
+            out.append(patched)
+            pos = m.end()
+            i += 1
+    out.append(data[pos:])
+    for r in pending[i:]:
+        out.append(_new_row(r, by_row[r]))
+    new_xml = head + b"".join(out) + tail
+    return _grow_dimension(new_xml, max(by_row), max(c for _, c in cells))
+
+
+def _new_row(row: int, changes: dict[int, str]) -> bytes:
+    body = b"".join(_cell_xml(f"{_letters(c)}{row}", v, None) for c, v in sorted(changes.items()))
+    return f'<row r="{row}">'.encode() + body + b"</row>"
+
+
+def _grow_dimension(xml: bytes, max_row: int, max_col: int) -> bytes:
+    m = _DIMENSION.search(xml)
+    if not m:
+        return xml
+    last_col = _col_number(m.group(3) or m.group(1))
+    last_row = int(m.group(4) or m.group(2))
+    ref = f"{m.group(1).decode()}{m.group(2).decode()}:{_letters(max(last_col, max_col))}{max(last_row, max_row)}"
+    return xml[:m.start()] + f'<dimension ref="{ref}"/>'.encode() + xml[m.end():]
+
+
+def set_cells(path: str | Path, worksheet: str, cells: dict[tuple[int, int], str], out: str | Path) -> bool:
+    """Write ``cells`` ((row, column) 1-based -> text) into ``worksheet`` of ``path``, saving to ``out``.
+    Returns False, writing nothing, when the file is not one this writer handles."""
+    with zipfile.ZipFile(path) as zin:
+        part = worksheet_part(zin, worksheet)
+        if part is None or part not in zin.namelist():
+            return False
+        patched = patch_sheet_xml(zin.read(part), cells)
+        if patched is None:
+            return False
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zout:
+            for info in zin.infolist():
+                data = patched if info.filename == part else zin.read(info.filename)
+                zout.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+    return True
