@@ -140,8 +140,9 @@ def next_action(status: str, sub_status: str, *, spd_breached: bool,
     return "no L1 rule for this state: read the ticket history and remarks", None
 
 
-def evaluate(rows: list[Any], tickets: dict[str, dict], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
-    """Pure: tracker rows and the tickets SRMS returned (by the ID asked for) to verdicts."""
+def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
+    """Pure: tracker rows and the tickets SRMS returned (``srms.schemas.Ticket``, by the ID asked for) to
+    verdicts."""
     from fhs_bulk.tracker import REFERENCE_ID, SRM_ID
 
     verdicts: list[RowVerdict] = []
@@ -168,27 +169,27 @@ def evaluate(rows: list[Any], tickets: dict[str, dict], as_of: date, stuck_days:
             v.findings.append("unknown-ticket")
             v.next_action = NO_TICKET_ACTIONS["unknown-ticket"]
             continue
-        v.srm_id = v.srm_id or t["ticket_id"]
-        v.status, v.sub_status, v.spd = t["status"], t["sub_status"], t["spd"]
-        if row.order and t["fk_order_id"] != row.order:
+        v.srm_id = v.srm_id or t.ticket_id
+        v.status, v.sub_status, v.spd = t.status, t.sub_status, t.spd
+        if row.order and t.fk_order_id != row.order:
             v.findings.append("order-mismatch")
-            v.add_note(f"ticket {t['ticket_id']} is for order {t['fk_order_id']}")
-        if not domain.is_journey_state(t["status"], t["sub_status"]):
+            v.add_note(f"ticket {t.ticket_id} is for order {t.fk_order_id}")
+        if not domain.is_journey_state(t.status, t.sub_status):
             v.findings.append("invalid-state")
-        spd = date.fromisoformat(t["spd"])
-        closed = t["status"] in domain.CLOSED_STATUSES
+        spd = date.fromisoformat(t.spd)
+        closed = t.status in domain.CLOSED_STATUSES
         breached = spd < as_of and not closed
         if breached:
             v.days_late = (as_of - spd).days
             v.findings.append("spd-breached")
-        changed = _ist_date(t["status_changed_at"])
-        v.age_days = (as_of - _ist_date(t["created_at"])).days
+        changed = _ist_date(t.status_changed_at)
+        v.age_days = (as_of - _ist_date(t.created_at)).days
         if not closed and (as_of - changed).days >= stuck_days:
             v.findings.append("stuck")
         within = None
-        if t["status"] == "COMPLETED":
-            done = [h for h in t["history"] if h["status"] == "COMPLETED"]
-            service_day = _ist_date(done[-1]["at"] if done else t["status_changed_at"])
+        if t.status == "COMPLETED":
+            done = [h for h in t.history if h.status == "COMPLETED"]
+            service_day = _ist_date(done[-1].at if done else t.status_changed_at)
             within = (as_of - service_day).days <= domain.WARRANTY_DAYS
             v.findings.append("warranty")
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
@@ -196,20 +197,20 @@ def evaluate(rows: list[Any], tickets: dict[str, dict], as_of: date, stuck_days:
         if first:
             v.next_action, v.crm_tag = NO_TICKET_ACTIONS[first], None
         else:
-            v.next_action, v.crm_tag = next_action(t["status"], t["sub_status"], spd_breached=spd < as_of,
+            v.next_action, v.crm_tag = next_action(t.status, t.sub_status, spd_breached=spd < as_of,
                                                    within_warranty=within)
     return verdicts
 
 
-def fetch_tickets(client: Any, ids: list[str], *, batch: int = 1000, concurrency: int = 4) -> dict[str, dict]:
+def fetch_tickets(client: Any, ids: list[str], *, batch: int = 1000, concurrency: int = 4) -> dict[str, Any]:
     """Tickets by the ID asked for (SRM ID or BK- reference), in batched requests, several in flight."""
     unique = list(dict.fromkeys(ids))
     chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
-    found: dict[str, dict] = {}
+    found: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for asked, answer in zip(chunks, pool.map(client.query_tickets, chunks), strict=True):
-            by_tid = {t.ticket_id: t.model_dump() for t in answer.tickets}
-            by_ref = {t["reference_id"]: t for t in by_tid.values() if t["reference_id"]}
+            by_tid = {t.ticket_id: t for t in answer.tickets}
+            by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
             for i in asked:
                 t = by_tid.get(i) or by_ref.get(i)
                 if t is not None:

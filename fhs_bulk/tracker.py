@@ -234,9 +234,11 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
         except SheetError:
             continue
         headers = [c.strip() for c in top[h]]
+        named = [(c, hd) for c, hd in enumerate(headers) if hd]
         rows = []
         for i, line in enumerate(cells[h + 1:]):
-            values = {hd: _text(line[c]) if c < len(line) else "" for c, hd in enumerate(headers) if hd}
+            values = {hd: ((v.strip() if type(v) is str else _text(v)) if (v := line[c] if c < len(line) else "")
+                           else "") for c, hd in named}
             if not any(values.values()):
                 continue
             rows.append(TrackerRow(len(rows), h + 2 + i, values))

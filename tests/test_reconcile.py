@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 
 from fhs_bulk.contract import tracker_headers
 from fhs_bulk.reconcile import _ist_date, evaluate
+from fhs_bulk.srms.schemas import Ticket
 from fhs_bulk.tracker import TrackerRow
 from tests.conftest import cli_env, run_cli
 from tests.test_upload import GOOD, order_sheet
@@ -49,11 +50,14 @@ L1_EXPECTED = {
 AS_OF = date(2026, 12, 10)
 
 
-def ticket(tid: str, order: str, status: str, sub: str, spd: date, changed: date, created: date | None = None) -> dict:
+def ticket(tid: str, order: str, status: str, sub: str, spd: date, changed: date,
+           created: date | None = None) -> Ticket:
     stamp = f"{changed.isoformat()}T06:00:00Z"
-    return {"ticket_id": tid, "reference_id": None, "fk_order_id": order, "status": status, "sub_status": sub,
-            "spd": spd.isoformat(), "created_at": f"{(created or changed).isoformat()}T06:00:00Z",
-            "status_changed_at": stamp, "history": [{"at": stamp, "status": status, "sub_status": sub}]}
+    return Ticket(ticket_id=tid, reference_id=None, fk_order_id=order, client="Jeeves Consumer Services",
+                  source="bulk", service="SP TV", customer_name="A", phone="9876543210", address="x", city="y",
+                  pincode="560001", preferred_date=None, spd=spd.isoformat(), status=status, sub_status=sub,
+                  remarks="", created_at=f"{(created or changed).isoformat()}T06:00:00Z", updated_at=stamp,
+                  status_changed_at=stamp, history=[{"at": stamp, "status": status, "sub_status": sub}])
 
 
 def row(n: int, order: str, srm: str = "", ref: str = "") -> TrackerRow:
