@@ -56,6 +56,14 @@ class Sheet:
             return None
 
 
+def column_number(letters: str | bytes) -> int:
+    """'A' -> 1, 'AA' -> 27."""
+    n = 0
+    for ch in letters.encode() if isinstance(letters, str) else letters:
+        n = n * 26 + ch - 64
+    return n
+
+
 def column_letter(index: int) -> str:
     """1 -> 'A', 27 -> 'AA': spreadsheet column names."""
     letters = ""
@@ -296,12 +304,14 @@ def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
     calamine only returns cached values; a bytes scan of the sheet XML finds formulas cheaply, and
     the common case (no formula at all) costs one search.
     """
+    from fhs_bulk.xlsx_cells import worksheet_part
+
     try:
         with zipfile.ZipFile(path) as zf:
             names = sorted(n for n in zf.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
             if not names:
                 return {}
-            xml = zf.read(_first_sheet_part(zf) or names[0])
+            xml = zf.read(worksheet_part(zf, None) or names[0])
     except (zipfile.BadZipFile, KeyError, OSError):
         return {}
     # "<f" opens a formula element and no other element of a worksheet; a prefixed namespace (rare)
@@ -312,31 +322,8 @@ def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
         return {}
     found: dict[tuple[int, int], bool] = {}
     for m in _CELL_WITH_FORMULA.finditer(xml):
-        col = 0
-        for ch in m.group(1):
-            col = col * 26 + (ch - 64)
-        found[(int(m.group(2)), col)] = True
+        found[(int(m.group(2)), column_number(m.group(1)))] = True
     return found
-
-
-def _first_sheet_part(zf: zipfile.ZipFile) -> str | None:
-    try:
-        wb = zf.read("xl/workbook.xml")
-        rels = zf.read("xl/_rels/workbook.xml.rels")
-    except KeyError:
-        return None
-    m = re.search(rb"<(?:\w+:)?sheet [^>]*r:id=\"([^\"]+)\"", wb)
-    if not m:
-        return None
-    rid = m.group(1)
-    for rel in re.finditer(rb"<Relationship [^>]*>", rels):
-        tag = rel.group(0)
-        if b'Id="' + rid + b'"' in tag:
-            target = re.search(rb'Target="([^"]+)"', tag)
-            if target:
-                t = target.group(1).decode()
-                return t.lstrip("/") if t.startswith("/") else "xl/" + t
-    return None
 
 
 def _is_blank(row: list[Any]) -> bool:

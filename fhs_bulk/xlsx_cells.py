@@ -17,6 +17,8 @@ import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from fhs_bulk.sheets import column_letter, column_number
+
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 _ATTR_R = re.compile(rb'\br="([A-Z]+)?([0-9]+)"')
@@ -26,33 +28,18 @@ _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _col_number(letters: bytes) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ch - 64
-    return n
-
-
-def _letters(n: int) -> str:
-    s = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        s = chr(65 + rem) + s
-    return s
-
-
-def worksheet_part(zf: zipfile.ZipFile, name: str) -> str | None:
-    """The zip path of the worksheet called ``name``."""
+def worksheet_part(zf: zipfile.ZipFile, name: str | None) -> str | None:
+    """The zip path of the worksheet called ``name`` (None: the first worksheet)."""
     try:
         workbook = zf.read("xl/workbook.xml")
         rels = zf.read("xl/_rels/workbook.xml.rels")
     except KeyError:
         return None
-    for m in re.finditer(rb"<sheet\b[^>]*>", workbook):
+    for m in re.finditer(rb"<(?:\w+:)?sheet\b[^>]*>", workbook):
         tag = m.group(0)
         title = re.search(rb'name="([^"]*)"', tag)
         rid = re.search(rb'r:id="([^"]+)"', tag)
-        if not title or not rid or _unescape(title.group(1).decode()) != name:
+        if not title or not rid or (name is not None and _unescape(title.group(1).decode()) != name):
             continue
         for rel in re.finditer(rb"<Relationship\b[^>]*>", rels):
             if re.search(rb'\bId="' + re.escape(rid.group(1)) + rb'"', rel.group(0)):
@@ -84,7 +71,7 @@ def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str]) -> 
         if not ref or not ref.group(1):
             return None
         style = _ATTR_S.search(m.group(1))
-        cells.append((_col_number(ref.group(1)), m.group(0), style.group(1) if style else None, m.group(2) or b""))
+        cells.append((column_number(ref.group(1)), m.group(0), style.group(1) if style else None, m.group(2) or b""))
     by_col = {c[0]: c for c in cells}
     for col in changes:
         if col in by_col and b"<f" in by_col[col][3]:
@@ -93,7 +80,7 @@ def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str]) -> 
     for col in sorted(set(by_col) | set(changes)):
         if col in changes:
             old = by_col.get(col)
-            merged.append(_cell_xml(f"{_letters(col)}{row}", changes[col], old[2] if old else None))
+            merged.append(_cell_xml(f"{column_letter(col)}{row}", changes[col], old[2] if old else None))
         else:
             merged.append(by_col[col][1])
     return b"<row" + _SPANS.sub(b"", attrs) + b">" + b"".join(merged) + b"</row>"
@@ -142,7 +129,7 @@ def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str]) -> bytes | No
 
 
 def _new_row(row: int, changes: dict[int, str]) -> bytes:
-    body = b"".join(_cell_xml(f"{_letters(c)}{row}", v, None) for c, v in sorted(changes.items()))
+    body = b"".join(_cell_xml(f"{column_letter(c)}{row}", v, None) for c, v in sorted(changes.items()))
     return f'<row r="{row}">'.encode() + body + b"</row>"
 
 
@@ -150,9 +137,9 @@ def _grow_dimension(xml: bytes, max_row: int, max_col: int) -> bytes:
     m = _DIMENSION.search(xml)
     if not m:
         return xml
-    last_col = _col_number(m.group(3) or m.group(1))
+    last_col = column_number(m.group(3) or m.group(1))
     last_row = int(m.group(4) or m.group(2))
-    ref = f"{m.group(1).decode()}{m.group(2).decode()}:{_letters(max(last_col, max_col))}{max(last_row, max_row)}"
+    ref = f"{m.group(1).decode()}{m.group(2).decode()}:{column_letter(max(last_col, max_col))}{max(last_row, max_row)}"
     return xml[:m.start()] + f'<dimension ref="{ref}"/>'.encode() + xml[m.end():]
 
 
