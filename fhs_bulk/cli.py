@@ -187,7 +187,10 @@ def _setup_logging(quiet: bool, log_file: str | None, debug: bool, live: bool) -
     console.addFilter(mask)
     root.addHandler(console)
     if log_file:
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise FhsError(f"--log-file {log_file}: cannot be opened ({exc.strerror}).", code="usage") from None
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(fmt)
         fh.addFilter(mask)
