@@ -41,6 +41,7 @@ class Tracker:
     header_row: int
     rows: list[TrackerRow]
     worksheet: str | None = None
+    width: int = 0  # columns of the header row when loaded; later headers are new columns
     _changes: dict[tuple[int, str], str] = field(default_factory=dict)
     _added: list[int] = field(default_factory=list)  # indices of rows added since loading
     _csv_rows: list[list[str]] = field(default_factory=list)
@@ -108,30 +109,18 @@ class Tracker:
 
     def _save_google(self) -> None:
         """One batched RAW values write: a range per run of changed cells in a column, and the new rows."""
-        from fhs_bulk.gsheets import Google, quote_title
+        from fhs_bulk.gsheets import Google
 
-        col_of = {h: i + 1 for i, h in enumerate(self.headers)}
-        cells: dict[tuple[int, int], str] = {}
-        for (index, header), value in self._changes.items():
-            cells[(self.rows[index].sheet_row, col_of[header])] = value
-        for index in self._added:
-            row = self.rows[index]
-            for h, v in row.values.items():
-                cells[(row.sheet_row, col_of[h])] = v or ""
-        header_cells = {(self.header_row, c): h for h, c in col_of.items() if c > self._google_width}
-        cells.update(header_cells)
-        last_row = max(r for r, _ in cells)
-        Google().write_cells(self.path, self.worksheet or "", cells, rows=last_row, cols=len(self.headers),
-                             quote=quote_title)
-
-    _google_width: int = 0
+        cells = self._cells()
+        Google().write_cells(self.path, self.worksheet or "", cells, rows=max(r for r, _ in cells),
+                             cols=len(self.headers))
 
     def _cells(self) -> dict[tuple[int, int], str]:
         """Every cell to write, (row, column) 1-based: changes, added rows, new header cells."""
         col_of = {h: i + 1 for i, h in enumerate(self.headers) if h}
         cells: dict[tuple[int, int], str] = {}
         for h, c in col_of.items():
-            if c > self._width:
+            if c > self.width:
                 cells[(self.header_row, c)] = h
         for (index, header), value in self._changes.items():
             cells[(self.rows[index].sheet_row, col_of[header])] = value
@@ -141,8 +130,6 @@ class Tracker:
                 if v:
                     cells[(row.sheet_row, col_of[h])] = v
         return cells
-
-    _width: int = 0  # columns of the header row when loaded
 
     def _save_xlsx(self) -> None:
         from fhs_bulk.xlsx_cells import set_cells
@@ -213,7 +200,7 @@ def _load_csv(p: Path, shown: str) -> Tracker:
     for i, line in enumerate(all_rows[h + 1:]):
         values = {hd: (line[c] if c < len(line) else "") for c, hd in enumerate(headers) if hd}
         rows.append(TrackerRow(i, h + 2 + i, values))
-    return Tracker(p, "csv", headers, h + 1, rows, _csv_rows=all_rows)
+    return Tracker(p, "csv", headers, h + 1, rows, width=len(headers), _csv_rows=all_rows)
 
 
 def _load_xlsx(p: Path, shown: str) -> Tracker:
@@ -242,9 +229,7 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
             if not any(values.values()):
                 continue
             rows.append(TrackerRow(len(rows), h + 2 + i, values))
-        tracker = Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name)
-        tracker._width = len(headers)
-        return tracker
+        return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name, width=len(headers))
     raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
                      code="tracker-header", path=shown)
 
@@ -260,9 +245,7 @@ def _load_google(ref: Any, shown: str) -> Tracker:
         values = {hd: (line[c] if c < len(line) else "").strip() for c, hd in enumerate(headers) if hd}
         if any(values.values()):
             rows.append(TrackerRow(len(rows), h + 2 + i, values))
-    tracker = Tracker(ref, "google", headers, h + 1, rows, worksheet=worksheet)
-    tracker._google_width = len(headers)
-    return tracker
+    return Tracker(ref, "google", headers, h + 1, rows, worksheet=worksheet, width=len(headers))
 
 
 def new_tracker(path: str | Path) -> None:
