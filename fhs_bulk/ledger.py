@@ -166,7 +166,7 @@ class Ledger:
 
     # ------------------------------------------------------------ single tickets
 
-    def ticket_key(self, srms: str, order_id: str, body_hash: str) -> str | None:
+    def ticket_key(self, srms: str, body_hash: str) -> str | None:
         with self._lock:
             row = self.db.execute("SELECT key FROM ticket_requests WHERE srms=? AND body_hash=?",
                                   (srms, body_hash)).fetchone()

@@ -389,10 +389,15 @@ def _sheet_from_rows(
         r, c = row_no - h - 2, col_no - 1
         if 0 <= r < len(body) and 0 <= c < width:
             kinds.setdefault(c, {})[r] = "formula"
-    # Cells beyond the header's width are data the user will not see validated: keep them visible.
+    # Values under no header (or beyond the header row) are data nobody will see checked: say so.
     notes = []
+    headless = [c for c, h in enumerate(headers) if not h.strip()]
+    if any(any(cols[c][r].strip() for c in headless) for r in range(len(body))) if headless else False:
+        notes.append("some rows have values in a column with no header; they are not read. "
+                     "Give the column a header or delete the values.")
     if any(len(row) > width and not _is_blank(row[width:]) for row in body):
-        notes.append("some rows have values to the right of the last header column; they are ignored")
+        notes.append("some rows have values to the right of the last header column; they are not read. "
+                     "Give the column a header or delete the values.")
     return Sheet(
         source=shown,
         name=name,

@@ -119,7 +119,7 @@ def create(conn: Any, ledger: Any, request: dict[str, Any]) -> tuple[dict[str, A
     from fhs_bulk.srms.schemas import TicketCreate
 
     digest = body_hash(request)
-    key = ledger.ticket_key(conn.identity, request["fk_order_id"], digest)
+    key = ledger.ticket_key(conn.identity, digest)
     if key is None:
         key = new_key()
         ledger.plan_ticket(conn.identity, key, request["fk_order_id"], digest)

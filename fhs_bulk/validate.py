@@ -59,6 +59,7 @@ CODES: dict[str, tuple[str, str]] = {
     "service-not-bulk-eligible": ("error", "the service is not one of the 14 bulk-eligible services"),
     # warnings (do not block)
     "order-id-whitespace": ("warning", "spaces or tabs around the ID were trimmed"),
+    "cells-outside-header": ("warning", "values under no header (or past the last one) are not read"),
 }
 
 
@@ -347,6 +348,8 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     report._ids = (ids_all, keep, overrides)
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
+    warnings[:0] = [Finding(None, None, "cells-outside-header", f"{sheet.source}: {note}", None, "warning")
+                    for note in sheet.notes]
     report.errors = errors
     report.warnings = warnings
     return report

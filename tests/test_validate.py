@@ -242,6 +242,12 @@ def test_xlsx_number_formula_and_trailing_rows(tmp_path: Path) -> None:
     assert "1.18034507542581E+17" in r.errors[0].message
 
 
+def test_values_outside_the_header_are_a_warning(tmp_path: Path) -> None:
+    p = xlsx(tmp_path / "FK_ODS_ORDER_CREATE.xlsx", [["fk_order_id"], [GOOD[0], None, "stray note"]])
+    r = validate_sheet(p)
+    assert r.ok and [w.code for w in r.warnings] == ["cells-outside-header"] and r.warnings[0].row is None
+
+
 def test_xls_and_ods(tmp_path: Path) -> None:
     import xlwt
 
