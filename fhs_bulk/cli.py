@@ -360,12 +360,12 @@ def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token:
                token_file: str | None, latency_ms: float, rate_limit: float, fail_rate: float,
                drop_rate: float, max_jobs: int, job_delay_ms: float, seed: int | None, log_level: str) -> None:
     """Run the mock SRMS over HTTP (FastAPI on uvicorn). API docs at /docs, schema at /openapi.json."""
-    from fhs_bulk.config import _read_token_file
+    from fhs_bulk.config import read_token_file
     from fhs_bulk.srms import catalogue as cat
     from fhs_bulk.srms.server import Chaos, serve
     from fhs_bulk.srms.store import Store
 
-    secret = token or (_read_token_file(token_file) if token_file else os.environ.get("FHS_SRMS_TOKEN"))
+    secret = token or (read_token_file(token_file) if token_file else os.environ.get("FHS_SRMS_TOKEN"))
     if not secret:
         raise FhsError("give the token clients must send: --token-file FILE, FHS_SRMS_TOKEN or --token.",
                        code="no-token")

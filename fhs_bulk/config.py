@@ -42,7 +42,7 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         raise FhsError(f"{path}: cannot read the config file ({exc}).", code="config") from exc
 
 
-def _read_token_file(path: str | Path) -> str:
+def read_token_file(path: str | Path) -> str:
     p = Path(path).expanduser()
     try:
         token = p.read_text(encoding="utf-8").strip()
@@ -69,13 +69,13 @@ def srms_settings(url: str | None = None, token_file: str | None = None,
     resolved_url = url or os.environ.get("FHS_SRMS_URL") or cfg.get("url") or None
     token: str | None
     if token_file:
-        token = _read_token_file(token_file)
+        token = read_token_file(token_file)
     elif os.environ.get("FHS_SRMS_TOKEN"):
         token = os.environ["FHS_SRMS_TOKEN"].strip()
     elif os.environ.get("FHS_SRMS_TOKEN_FILE"):
-        token = _read_token_file(os.environ["FHS_SRMS_TOKEN_FILE"])
+        token = read_token_file(os.environ["FHS_SRMS_TOKEN_FILE"])
     elif cfg.get("token_file"):
-        token = _read_token_file(cfg["token_file"])
+        token = read_token_file(cfg["token_file"])
     else:
         token = cfg.get("token") or None
     if resolved_url and not token:

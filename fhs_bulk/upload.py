@@ -181,11 +181,11 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
     if progress:
         progress(0, total)
 
-    def run(key: str, ids: list[str]) -> tuple[str, list[str], list | None, str | None]:
+    def run(key: str, ids: list[str]) -> tuple[str, list[str], list | None, tuple[str, str] | None]:
         try:
             res = conn.client.register(ids, key)
-        except (SrmsUnavailable, SrmsError) as exc:
-            return key, ids, None, exc.message
+        except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
+            return key, ids, None, (exc.code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
         ledger.record(conn.identity, key, res.job_id, rows)
         return key, ids, rows, None
@@ -195,9 +195,10 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
         for fut in as_completed(futures):
             key, ids, res, error = fut.result()
             if res is None:
+                code, message = error
                 log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
-                            key[:8], len(ids), error)
-                failed = ("failed", "srms-unavailable", None, None, f"not confirmed by SRMS ({error}); safe to re-run")
+                            key[:8], len(ids), message)
+                failed = ("failed", code, None, None, f"not confirmed by SRMS ({message}); safe to re-run")
                 for oid in ids:
                     outcome.setdefault(oid, failed)
             else:
