@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _srms import Served, load_loop  # noqa: E402
 
-from fhs_bulk.srms import catalogue  # noqa: E402
+from fhs_bulk.srms.mock import catalogue  # noqa: E402
 
 
 def main() -> None:

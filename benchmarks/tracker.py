@@ -21,8 +21,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from _srms import TOKEN, Served, load_loop  # noqa: E402
 
-from fhs_bulk.contract import tracker_headers  # noqa: E402
-from fhs_bulk.srms import catalogue  # noqa: E402
+from fhs_bulk.sheets.contract import tracker_headers  # noqa: E402
+from fhs_bulk.srms.mock import catalogue  # noqa: E402
 
 
 def cli(*args: str, env: dict[str, str]) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _srms import TOKEN, Served, load_loop  # noqa: E402
 
-from fhs_bulk.srms import catalogue  # noqa: E402
+from fhs_bulk.srms.mock import catalogue  # noqa: E402
 
 
 def upload(sheet: Path, srv: Served, state: Path, *extra: str) -> tuple[float, dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from fhs_bulk import domain
-from fhs_bulk.srms import catalogue
+from fhs_bulk.srms.mock import catalogue
 
 HERE = Path(__file__).parent
 

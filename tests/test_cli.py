@@ -48,7 +48,7 @@ def test_phone_masking() -> None:
 def test_written_files_keep_their_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    from fhs_bulk.table_file import write_table
+    from fhs_bulk.sheets.write import write_table
 
     new = write_table(tmp_path / "new.csv", ["a"], [["=1"]])
     assert new.stat().st_mode & 0o777 == 0o666 & ~_umask()

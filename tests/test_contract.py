@@ -7,7 +7,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from fhs_bulk import contract
+from fhs_bulk.sheets import contract
 from tests.conftest import ROOT
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fhs_bulk.srms import catalogue
+from fhs_bulk.srms.mock import catalogue
 from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.slow

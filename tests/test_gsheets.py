@@ -141,7 +141,7 @@ def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Pa
     assert r.returncode == 0 and json.loads(r.stdout)["rows"] == 50_000
     assert google.state.count() <= 3
     google.state.calls.clear()
-    from fhs_bulk.gsheets import Google, GoogleRef
+    from fhs_bulk.sheets.google import Google, GoogleRef
 
     monkeypatch.setenv("FHS_GOOGLE_API_BASE", google.url)
     monkeypatch.setenv("FHS_GOOGLE_TOKEN", "t")
@@ -155,7 +155,7 @@ def test_50k_rows_take_constant_requests(google: LocalGoogle, srms, tmp_path: Pa
 
 
 def test_google_tracker_update_and_reconcile(google: LocalGoogle, srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from fhs_bulk.contract import tracker_headers
+    from fhs_bulk.sheets.contract import tracker_headers
     from tests.test_upload import order_sheet
 
     env = genv(tmp_path, google, srms)

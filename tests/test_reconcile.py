@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from fhs_bulk.contract import tracker_headers
-from fhs_bulk.reconcile import _ist_date, evaluate
+from fhs_bulk.sheets.contract import tracker_headers
 from fhs_bulk.srms.schemas import Ticket
-from fhs_bulk.tracker import TrackerRow
+from fhs_bulk.tracker.reconcile import _ist_date, evaluate
+from fhs_bulk.tracker.sheet import TrackerRow
 from tests.conftest import cli_env, run_cli
 from tests.test_upload import GOOD, order_sheet
 
@@ -114,7 +114,7 @@ def test_reconcile_over_advanced_srms(srms, tmp_path: Path) -> None:  # type: ig
     results = tmp_path / "results.csv"
     assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:120])), "--out", str(results), env=env).returncode == 0
     tracker = tmp_path / "tracker.xlsx"
-    from fhs_bulk.tracker import new_tracker
+    from fhs_bulk.tracker.sheet import new_tracker
 
     new_tracker(tracker)
     assert run_cli("tracker", "update", str(tracker), "--from", str(results), env=env).returncode == 0

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from fhs_bulk import domain
-from fhs_bulk.srms import catalogue
+from fhs_bulk.srms.mock import catalogue
 from fhs_bulk.srms.schemas import REFERENCE_ID_PATTERN, TICKET_ID_PATTERN
 from tests.conftest import run_cli
 

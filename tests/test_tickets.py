@@ -12,8 +12,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 
-from fhs_bulk.contract import tracker_headers
-from fhs_bulk.tickets import check_request, normalise_phone
+from fhs_bulk.sheets.contract import tracker_headers
+from fhs_bulk.tickets.single import check_request, normalise_phone
 from tests.conftest import TOKEN, cli_env, run_cli
 
 TOMORROW = (date.today() + timedelta(days=1)).isoformat()
@@ -188,8 +188,8 @@ def test_unusable_tracker_exits_2(tmp_path: Path, bad: str) -> None:
 
 def test_xlsx_cell_writer_and_its_fallback(tmp_path: Path) -> None:
     """The fast writer (worksheet XML only) and the openpyxl fallback give the same workbook."""
-    from fhs_bulk.tracker import load_tracker
-    from fhs_bulk.xlsx_cells import patch_sheet_xml
+    from fhs_bulk.sheets.xlsx_cells import patch_sheet_xml
+    from fhs_bulk.tracker.sheet import load_tracker
 
     for formula_in_owned_cell in (False, True):
         path = make_tracker(tmp_path / f"t{formula_in_owned_cell}.xlsx")

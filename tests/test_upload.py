@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from fhs_bulk import domain
-from fhs_bulk.srms import catalogue
+from fhs_bulk.srms.mock import catalogue
 from tests.conftest import SAMPLES, TOKEN, cli_env, run_cli
 
 CAT = catalogue.load(catalogue.bundled_path())

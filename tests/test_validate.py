@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 from fhs_bulk.cli import main
-from fhs_bulk.validate import CODES, check_order_id, validate_sheet
+from fhs_bulk.validate.check import CODES, check_order_id, validate_sheet
 
 GOOD = ["OD118034507542581000", "OD118034507542581001", "OD218034507542581002"]
 

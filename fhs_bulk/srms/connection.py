@@ -26,7 +26,7 @@ def connect(settings: SrmsSettings, *, deadline: float = 900.0, timeout: float =
                         connections=connections) as client:
             yield Connection(client, settings.url, f"SRMS at {settings.url}", embedded=False)
         return
-    from fhs_bulk.srms.embedded import EmbeddedSrms
+    from fhs_bulk.srms.mock.embedded import EmbeddedSrms
 
     with EmbeddedSrms() as srms, SrmsClient(srms.url, srms.token, deadline=deadline, timeout=timeout,
                                             connections=connections) as client:

@@ -119,12 +119,12 @@ def validate(sheet: str, as_json: bool, report: str | None, limit: int) -> None:
 
     Exit 0: every row valid; 1: some rows invalid; 2: the sheet itself cannot be used.
     """
-    from fhs_bulk.validate import validate_sheet
+    from fhs_bulk.validate.check import validate_sheet
 
     _without_pandas()
     result = validate_sheet(sheet)
     if report:
-        from fhs_bulk.findings_report import write_findings
+        from fhs_bulk.validate.report import write_findings
 
         write_findings(result, report)
     if as_json:
@@ -158,7 +158,7 @@ def sheets() -> None:
               help="Directory to write the templates and JSON Schemas to.")
 def sheets_templates(out_dir: str) -> None:
     """Write the sheet templates (xlsx, ID columns as Text) and JSON Schemas from the contracts."""
-    from fhs_bulk.contract import write_templates
+    from fhs_bulk.sheets.contract import write_templates
 
     for path in write_templates(out_dir):
         click.echo(str(path))
@@ -231,18 +231,18 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
     3: some orders failed for transient reasons (re-run later); 4: another upload holds the lock.
     """
     from fhs_bulk import config
-    from fhs_bulk.ledger import Ledger
-    from fhs_bulk.lock import RunLock
+    from fhs_bulk.sheets.write import table_format
     from fhs_bulk.srms.connection import connect
-    from fhs_bulk.table_file import table_format
-    from fhs_bulk.upload import UploadOptions, default_out, upload_sheet, write_results
+    from fhs_bulk.state.ledger import Ledger
+    from fhs_bulk.state.lock import RunLock
+    from fhs_bulk.upload.run import UploadOptions, default_out, upload_sheet, write_results
 
     _without_pandas()
     live = _is_terminal() and not quiet and not as_json
     _setup_logging(quiet, log_file, ctx.obj.get("debug", False), live)
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
     options.check()
-    from fhs_bulk import gsheets
+    from fhs_bulk.sheets import google as gsheets
 
     if out_worksheet and gsheets.parse(sheet) is None:
         raise FhsError("--out-worksheet writes into the input Google Sheet; the input here is a file (use --out).",
@@ -361,9 +361,9 @@ def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token:
                drop_rate: float, max_jobs: int, job_delay_ms: float, seed: int | None, log_level: str) -> None:
     """Run the mock SRMS over HTTP (FastAPI on uvicorn). API docs at /docs, schema at /openapi.json."""
     from fhs_bulk.config import read_token_file
-    from fhs_bulk.srms import catalogue as cat
-    from fhs_bulk.srms.server import Chaos, serve
-    from fhs_bulk.srms.store import Store
+    from fhs_bulk.srms.mock import catalogue as cat
+    from fhs_bulk.srms.mock.app import Chaos, serve
+    from fhs_bulk.srms.mock.store import Store
 
     secret = token or (read_token_file(token_file) if token_file else os.environ.get("FHS_SRMS_TOKEN"))
     if not secret:
@@ -401,8 +401,8 @@ def srms_advance(db_path: str, until: str, seed: int, as_json: bool) -> None:
     """Move every open ticket through the journey up to a date, with realistic odds (deterministic)."""
     from datetime import date
 
-    from fhs_bulk.srms.journey import advance
-    from fhs_bulk.srms.store import Store
+    from fhs_bulk.srms.mock.journey import advance
+    from fhs_bulk.srms.mock.store import Store
 
     try:
         until_date = date.fromisoformat(until)
@@ -460,7 +460,7 @@ def ticket_create(order: str | None, name: str | None, phone: str | None, addres
     Exit 0: created (or found again); 1: invalid request or tracker conflict; 2: unusable input;
     3: SRMS unreachable.
     """
-    from fhs_bulk.ticket_run import create_tickets
+    from fhs_bulk.tickets.batch import create_tickets
 
     raw = {"order": order, "name": name, "phone": phone, "address": address, "city": city, "pincode": pincode,
            "service": service, "preferred_date": preferred_date, "remarks": remarks}
@@ -536,7 +536,7 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
 
     Exit 0: no conflict; 1: some rows hold a different ID (left alone, listed); 2: unusable input.
     """
-    from fhs_bulk import tracker as trk
+    from fhs_bulk.tracker import sheet as trk
 
     if bool(from_file) == from_ledger:
         raise FhsError("give exactly one of --from RESULTS or --from-ledger.", code="usage")
@@ -544,7 +544,7 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
         registrations = trk.registrations_from_results(from_file)
     else:
         from fhs_bulk import config
-        from fhs_bulk.ledger import Ledger
+        from fhs_bulk.state.ledger import Ledger
 
         settings = config.srms_settings(srms_url, token_file)
         ledger = Ledger(config.state_dir(state_dir))
@@ -586,9 +586,9 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
     from datetime import date
 
     from fhs_bulk import config
-    from fhs_bulk.reconcile import reconcile
     from fhs_bulk.srms.connection import connect
-    from fhs_bulk.tickets import today_ist
+    from fhs_bulk.tickets.single import today_ist
+    from fhs_bulk.tracker.reconcile import reconcile
 
     try:
         day = date.fromisoformat(as_of) if as_of else today_ist()
@@ -603,7 +603,7 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         result = reconcile(tracker_path, conn, as_of=day, stuck_days=stuck_days, write=write,
                            concurrency=concurrency)
     if report:
-        from fhs_bulk.report import write_report
+        from fhs_bulk.tracker.report import write_report
 
         write_report(result, report)
     if as_json:
@@ -618,6 +618,6 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
 
 
 def _embedded_identity() -> str:
-    from fhs_bulk.srms.embedded import default_db_path
+    from fhs_bulk.srms.mock.embedded import default_db_path
 
     return f"embedded:{default_db_path()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.table_file import write_table
+from fhs_bulk.sheets.write import write_table
 
 FINDING_COLUMNS = ["row", "column", "severity", "code", "message", "value"]
 

@@ -22,7 +22,7 @@ from fhs_bulk.errors import SheetError
 if TYPE_CHECKING:
     import numpy as np
 
-    from fhs_bulk.sheets import Sheet
+    from fhs_bulk.sheets.read import Sheet
 
 ORDER_ID_PATTERN = r"^OD[0-9]{18}$"
 FSN_COLUMN = "fsn"
@@ -194,7 +194,7 @@ class ValidationReport:
 
     def order_ids(self) -> list[str]:
         """The order ID text of every data row (trimmed where it was trimmed), in sheet order."""
-        from fhs_bulk.sheets import column_take
+        from fhs_bulk.sheets.read import column_take
 
         if self._ids is None:
             return []
@@ -232,7 +232,7 @@ def _sheet_finding(err: SheetError) -> Finding:
 
 def validate_sheet(source: str | Path, *, check_name: bool = True) -> ValidationReport:
     """Read and validate an order sheet. Sheet-level problems land in ``report.sheet_error``."""
-    from fhs_bulk import sheets
+    from fhs_bulk.sheets import read as sheets
 
     source = str(source)
     report = ValidationReport(source=source, sheet_name=sheets.sheet_name_of(source))
@@ -250,7 +250,7 @@ def _header_problem(sheet: Sheet) -> Finding | None:
     if count == 1:
         return None
     if count > 1:
-        from fhs_bulk.sheets import column_letter
+        from fhs_bulk.sheets.read import column_letter
 
         where = ", ".join(column_letter(i + 1) for i, h in enumerate(sheet.headers) if h == col)
         return Finding(None, col, "header-duplicate",
@@ -276,7 +276,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                     check_name: bool = True) -> ValidationReport:
     import numpy as np
 
-    from fhs_bulk.sheets import column_take
+    from fhs_bulk.sheets.read import column_take
 
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
@@ -364,7 +364,7 @@ def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """
     import numpy as np
 
-    from fhs_bulk.sheets import column_buffers
+    from fhs_bulk.sheets.read import column_buffers
 
     ok = np.zeros(n, dtype=bool)
     digits = np.zeros(n, dtype=np.int64)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from fhs_bulk.errors import FhsError
-from fhs_bulk.reconcile import FINDINGS, ReconcileResult
-from fhs_bulk.table_file import atomic_path, set_text
+from fhs_bulk.sheets.write import atomic_path, set_text
+from fhs_bulk.tracker.reconcile import FINDINGS, ReconcileResult
 
 WORKLIST_COLUMNS = ["row", "fk_order_id", "SRM ID", "Status", "Sub-status", "SPD", "Days late", "Findings",
                     "Next action", "CRM tag", "Note"]

@@ -20,7 +20,7 @@ from fhs_bulk.srms.client import SrmsError, SrmsUnavailable, new_key
 from fhs_bulk.srms.connection import Connection
 from fhs_bulk.srms.schemas import MAX_BATCH
 
-log = logging.getLogger("fhs_bulk.upload")
+log = logging.getLogger("fhs_bulk.upload.run")
 
 RESULT_COLUMNS = ["row", "fk_order_id", "status", "code", "reference_id", "ticket_id", "message"]
 STATUSES = ("registered", "already-registered", "rejected", "invalid", "failed")
@@ -105,7 +105,7 @@ Outcome = tuple[str, str | None, str | None, str | None, str]
 def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptions | None = None, *,
                  progress: Progress | None = None) -> UploadResult:
     """Run one upload. The caller holds the run lock and owns the ledger and the connection."""
-    from fhs_bulk.validate import validate_sheet
+    from fhs_bulk.validate.check import validate_sheet
 
     options = options or UploadOptions()
     options.check()
@@ -243,8 +243,8 @@ def _count(rows: list[RowResult]) -> dict[str, int]:
 
 def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
     """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
-    from fhs_bulk import gsheets
-    from fhs_bulk.table_file import write_table
+    from fhs_bulk.sheets import google as gsheets
+    from fhs_bulk.sheets.write import write_table
 
     ref = gsheets.parse(str(out))
     if ref is not None:
@@ -256,7 +256,7 @@ def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "re
 
 
 def default_out(sheet: str) -> Path:
-    from fhs_bulk import gsheets
+    from fhs_bulk.sheets import google as gsheets
 
     if gsheets.parse(sheet) is not None:
         return Path("FK_ODS_ORDER_CREATE.results.csv")

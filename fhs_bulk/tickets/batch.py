@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhs_bulk.errors import Exit, FhsError
-from fhs_bulk.tickets import FIELDS, SHEET_COLUMNS, TicketOutcome, check_request, create, write_to_tracker
+from fhs_bulk.tickets.single import FIELDS, SHEET_COLUMNS, TicketOutcome, check_request, create, write_to_tracker
 
 OUT_COLUMNS = ["row", "fk_order_id", "status", "code", "ticket_id", "tracker", "message"]
 
@@ -38,7 +38,7 @@ class TicketRun:
 
 
 def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
-    from fhs_bulk.sheets import column_list, read_sheet
+    from fhs_bulk.sheets.read import column_list, read_sheet
 
     sheet = read_sheet(path)
     lookup = {h.strip().casefold(): i for i, h in enumerate(sheet.headers)}
@@ -63,9 +63,9 @@ def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, 
                    srms_url: str | None = None, token_file: str | None = None, state_dir: str | None = None,
                    out: str | None = None) -> TicketRun:
     from fhs_bulk import config
-    from fhs_bulk.ledger import Ledger
     from fhs_bulk.srms.client import SrmsUnavailable
     from fhs_bulk.srms.connection import connect
+    from fhs_bulk.state.ledger import Ledger
 
     requests = _requests_from_sheet(from_file) if from_file else [(None, raw or {})]
     run = TicketRun()
@@ -79,7 +79,7 @@ def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, 
             checked.append((row, request))
     book = None
     if tracker:
-        from fhs_bulk.tracker import load_tracker
+        from fhs_bulk.tracker.sheet import load_tracker
 
         book = load_tracker(tracker)
     if checked:
@@ -114,7 +114,7 @@ def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, 
                 book.save()
     run.outcomes.sort(key=lambda o: o.row or 0)
     if out:
-        from fhs_bulk.table_file import write_table
+        from fhs_bulk.sheets.write import write_table
 
         write_table(out, OUT_COLUMNS, ([o.row, o.order, o.status, o.code, o.ticket_id, o.tracker, o.message]
                                        for o in run.outcomes))

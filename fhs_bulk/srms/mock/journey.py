@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from fhs_bulk import domain
-from fhs_bulk.srms.store import IST, Store, iso
+from fhs_bulk.srms.mock.store import IST, Store, iso
 
 State = tuple[str, str]
 STAY = ("STAY", "")  # no change until `until`: the ticket gets stuck

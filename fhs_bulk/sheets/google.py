@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fhs_bulk.errors import Exit, FhsError, SheetError
-from fhs_bulk.sheets import column_letter
+from fhs_bulk.sheets.read import column_letter
 
 GOOGLE_HOSTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive.readonly"]

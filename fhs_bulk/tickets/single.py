@@ -11,8 +11,8 @@ from typing import Any
 
 from fhs_bulk import domain
 from fhs_bulk.errors import Exit, FhsError
-from fhs_bulk.srms.store import IST, body_hash
-from fhs_bulk.validate import check_order_id, shown
+from fhs_bulk.srms.mock.store import IST, body_hash
+from fhs_bulk.validate.check import check_order_id, shown
 
 FIELDS = ("order", "name", "phone", "address", "city", "pincode", "service", "preferred_date", "remarks")
 # Column names accepted in a --from sheet for each field.
@@ -137,7 +137,7 @@ def create(conn: Any, ledger: Any, request: dict[str, Any]) -> tuple[dict[str, A
 def write_to_tracker(tracker: Any, request: dict[str, Any], ticket_id: str) -> str:
     """Put the SRM ID in the order's row (adding the row when the order is not there). Returns
     'updated', 'added', 'unchanged' or 'conflict' (the row holds another SRM ID: never overwritten)."""
-    from fhs_bulk.tracker import SRM_ID
+    from fhs_bulk.tracker.sheet import SRM_ID
 
     rows = tracker.by_order().get(request["fk_order_id"], [])
     if not rows:

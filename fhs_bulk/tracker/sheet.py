@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.contract import tracker_headers, tracker_owned_headers
 from fhs_bulk.errors import Exit, FhsError, SheetError
-from fhs_bulk.table_file import atomic_path, defuse, set_text
+from fhs_bulk.sheets.contract import tracker_headers, tracker_owned_headers
+from fhs_bulk.sheets.write import atomic_path, defuse, set_text
 
 ORDER = "fk_order_id"
 SRM_ID = "SRM ID"
@@ -109,7 +109,7 @@ class Tracker:
 
     def _save_google(self) -> None:
         """One batched RAW values write: a range per run of changed cells in a column, and the new rows."""
-        from fhs_bulk.gsheets import Google
+        from fhs_bulk.sheets.google import Google
 
         cells = self._cells()
         Google().write_cells(self.path, self.worksheet or "", cells, rows=max(r for r, _ in cells),
@@ -132,7 +132,7 @@ class Tracker:
         return cells
 
     def _save_xlsx(self) -> None:
-        from fhs_bulk.xlsx_cells import set_cells
+        from fhs_bulk.sheets.xlsx_cells import set_cells
 
         with atomic_path(self.path, backup=True) as tmp:
             if set_cells(self.path, self.worksheet or "", self._cells(), tmp):
@@ -170,7 +170,7 @@ def _find_header(rows: list[list[str]], shown: str) -> int:
 
 
 def load_tracker(path: str | Path) -> Tracker:
-    from fhs_bulk import gsheets
+    from fhs_bulk.sheets import google as gsheets
 
     ref = gsheets.parse(str(path))
     if ref is not None:
@@ -235,7 +235,7 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
 
 
 def _load_google(ref: Any, shown: str) -> Tracker:
-    from fhs_bulk.gsheets import Google
+    from fhs_bulk.sheets.google import Google
 
     _, worksheet, cells = Google().read(ref)
     h = _find_header(cells, shown)
@@ -255,7 +255,7 @@ def new_tracker(path: str | Path) -> None:
         with atomic_path(p) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(tracker_headers())
     else:
-        from fhs_bulk.contract import _write_template_xlsx
+        from fhs_bulk.sheets.contract import _write_template_xlsx
 
         _write_template_xlsx(p, "Tracker", tracker_headers())
 
@@ -279,7 +279,7 @@ class UpdateResult:
 
 def registrations_from_results(path: str | Path) -> list[tuple[str, str, str]]:
     """(order, reference_id, ticket_id) of every registered order in an upload results file."""
-    from fhs_bulk.sheets import column_list, read_sheet
+    from fhs_bulk.sheets.read import column_list, read_sheet
 
     sheet = read_sheet(path)
     need = ("fk_order_id", "status", "reference_id")

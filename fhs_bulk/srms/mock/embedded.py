@@ -38,9 +38,9 @@ class EmbeddedSrms:
     def __enter__(self) -> EmbeddedSrms:
         import uvicorn
 
-        from fhs_bulk.srms import catalogue as cat
-        from fhs_bulk.srms.server import create_app
-        from fhs_bulk.srms.store import Store
+        from fhs_bulk.srms.mock import catalogue as cat
+        from fhs_bulk.srms.mock.app import create_app
+        from fhs_bulk.srms.mock.store import Store
 
         store = Store(self.db_path)
         store.load_catalogue(cat.load(self.catalogue or cat.bundled_path()))

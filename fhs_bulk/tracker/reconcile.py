@@ -12,7 +12,7 @@ from typing import Any
 
 from fhs_bulk import domain
 from fhs_bulk.errors import Exit
-from fhs_bulk.srms.store import IST
+from fhs_bulk.srms.mock.store import IST
 
 # Finding codes: stable, documented in the README.
 FINDINGS: dict[str, str] = {
@@ -143,7 +143,7 @@ def next_action(status: str, sub_status: str, *, spd_breached: bool,
 def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
     """Pure: tracker rows and the tickets SRMS returned (``srms.schemas.Ticket``, by the ID asked for) to
     verdicts."""
-    from fhs_bulk.tracker import REFERENCE_ID, SRM_ID
+    from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID
 
     verdicts: list[RowVerdict] = []
     first_row_of: dict[str, int] = {}
@@ -244,7 +244,7 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
 
 def reconcile(tracker_path: str, conn: Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
               concurrency: int = 4) -> ReconcileResult:
-    from fhs_bulk.tracker import REFERENCE_ID, SRM_ID, load_tracker
+    from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
 
     tracker = load_tracker(tracker_path)
     ids = [(r.values.get(SRM_ID) or "").strip() or (r.values.get(REFERENCE_ID) or "").strip() for r in tracker.rows]

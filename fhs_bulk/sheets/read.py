@@ -83,7 +83,7 @@ def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> She
     ``header_names`` lets the reader find a header row that is not the first non-blank row
     (a tracker with a title above its table): the first row holding all of them wins.
     """
-    from fhs_bulk import gsheets
+    from fhs_bulk.sheets import google as gsheets
 
     ref = gsheets.parse(str(source))
     if ref is not None:
@@ -304,7 +304,7 @@ def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
     calamine only returns cached values; a bytes scan of the sheet XML finds formulas cheaply, and
     the common case (no formula at all) costs one search.
     """
-    from fhs_bulk.xlsx_cells import worksheet_part
+    from fhs_bulk.sheets.xlsx_cells import worksheet_part
 
     try:
         with zipfile.ZipFile(path) as zf:

@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhs_bulk import __version__
 from fhs_bulk.srms import schemas as s
-from fhs_bulk.srms.store import KeyReused, OrderHasTicket, Store
+from fhs_bulk.srms.mock.store import KeyReused, OrderHasTicket, Store
 
-log = logging.getLogger("fhs_bulk.srms.server")
+log = logging.getLogger("fhs_bulk.srms.mock.app")
 
 
 @dataclass

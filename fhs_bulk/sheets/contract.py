@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fhs_bulk import domain
-from fhs_bulk.validate import ORDER_ID_PATTERN
+from fhs_bulk.validate.check import ORDER_ID_PATTERN
 
 EligibleService = Literal[domain.BULK_ELIGIBLE_SERVICES]  # type: ignore[valid-type]
 

@@ -138,7 +138,7 @@ class Store:
     # ------------------------------------------------------------ catalogue
 
     def load_catalogue(self, rows: Iterable[dict[str, str]]) -> int:
-        from fhs_bulk.srms.catalogue import COLUMNS
+        from fhs_bulk.srms.mock.catalogue import COLUMNS
 
         data = [tuple(r.get(c, "") for c in COLUMNS) for r in rows]
         with self.tx() as db:

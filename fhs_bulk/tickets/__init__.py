@@ -1,0 +1,1 @@
+"""Single tickets (client Jeeves Consumer Services), one or a sheet of them."""

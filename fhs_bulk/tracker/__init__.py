@@ -1,0 +1,1 @@
+"""The 'Tracker for installation (ODS)' sheet: load, update, reconcile, report."""

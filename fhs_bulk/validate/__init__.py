@@ -1,0 +1,1 @@
+"""Checking an order sheet before anything is sent: findings as data."""
