@@ -12,13 +12,14 @@ Config file: ``$FHS_CONFIG`` or ``<user config dir>/fhs-bulk/config.toml``::
 
 from __future__ import annotations
 
+import errno
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.errors import FhsError
+from fhs_bulk.errors import ConfigError, DiskFull
 
 
 def config_path() -> Path:
@@ -34,12 +35,12 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     path = path or config_path()
     if not path.is_file():
         if os.environ.get("FHS_CONFIG"):
-            raise FhsError(f"FHS_CONFIG names {path}, which is not a file.", code="config")
+            raise ConfigError(f"FHS_CONFIG names {path}, which is not a file.", code="config")
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FhsError(f"{path}: cannot read the config file ({exc}).", code="config") from exc
+        raise ConfigError(f"{path}: cannot read the config file ({exc}).", code="config") from exc
 
 
 def read_token_file(path: str | Path) -> str:
@@ -47,9 +48,9 @@ def read_token_file(path: str | Path) -> str:
     try:
         token = p.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise FhsError(f"token file {p}: cannot be read ({exc.strerror}).", code="token-file") from exc
+        raise ConfigError(f"token file {p}: cannot be read ({exc.strerror}).", code="token-file") from exc
     if not token:
-        raise FhsError(f"token file {p} is empty.", code="token-file")
+        raise ConfigError(f"token file {p} is empty.", code="token-file")
     return token
 
 
@@ -79,12 +80,14 @@ def srms_settings(url: str | None = None, token_file: str | None = None,
     else:
         token = cfg.get("token") or None
     if resolved_url and not token:
-        raise FhsError("SRMS is set (FHS_SRMS_URL or config) but no token is: set FHS_SRMS_TOKEN, "
+        raise ConfigError("SRMS is set (FHS_SRMS_URL or config) but no token is: set FHS_SRMS_TOKEN, "
                        "FHS_SRMS_TOKEN_FILE or --token-file.", code="no-token")
     return SrmsSettings(url=resolved_url.rstrip("/") if resolved_url else None, token=token)
 
 
-def state_dir(flag: str | None = None, config: dict[str, Any] | None = None) -> Path:
+def state_dir(flag: str | None = None, config: dict[str, Any] | None = None, *, create: bool = True) -> Path:
+    """The state directory (ledger and lock): flag, FHS_STATE_DIR, config ``[upload] state_dir``, or the
+    user's state directory."""
     cfg = (config if config is not None else load_config()).get("upload", {})
     chosen = flag or os.environ.get("FHS_STATE_DIR") or cfg.get("state_dir")
     if chosen:
@@ -93,8 +96,20 @@ def state_dir(flag: str | None = None, config: dict[str, Any] | None = None) -> 
         from platformdirs import user_state_path
 
         path = user_state_path("fhs-bulk", appauthor=False)
+    return ensure_state_dir(path) if create else path
+
+
+def ensure_state_dir(path: Path | None) -> Path:
+    """Create the state directory private (0700, whatever the umask): the ledger holds order IDs."""
+    if path is None:
+        path = state_dir(create=False)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
     except OSError as exc:
-        raise FhsError(f"state directory {path}: cannot be created ({exc.strerror}).", code="state-dir") from exc
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"state directory {path}: cannot be created: the disk is full. Free space there and "
+                           "run the same command again.", code="disk-full", path=str(path)) from exc
+        raise ConfigError(f"state directory {path}: cannot be created ({exc.strerror}).", code="state-dir") from exc
     return path

@@ -6,10 +6,15 @@ instead of re-stating them, and the tests check one case per row.
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from typing import NamedTuple
+
+# Dates the process judges (SPD, today, warranty) are in India's time zone.
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
 ORDER_SHEET_NAME = "FK_ODS_ORDER_CREATE"
 ORDER_ID_COLUMN = "fk_order_id"
+ORDER_ID_PATTERN = r"^OD[0-9]{18}$"  # OD + 18 digits: the one definition
 TRACKER_SHEET_NAME = "Tracker for installation (ODS)"
 ODS_FSN_PREFIX = "ODS"
 CLIENT_NAME = "Jeeves Consumer Services"

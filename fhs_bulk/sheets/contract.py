@@ -13,11 +13,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fhs_bulk import domain
-from fhs_bulk.validate.check import ORDER_ID_PATTERN
 
 EligibleService = Literal[domain.BULK_ELIGIBLE_SERVICES]  # type: ignore[valid-type]
 
-OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN, min_length=20, max_length=20,
+OrderId = Annotated[str, Field(pattern=domain.ORDER_ID_PATTERN, min_length=20, max_length=20,
                                description="Flipkart order ID: OD followed by 18 digits",
                                examples=["OD118034507542581000"])]
 

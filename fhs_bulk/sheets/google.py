@@ -12,45 +12,15 @@ that base URL instead of Google's hosts, authenticated with the static token ``F
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.errors import Exit, FhsError, SheetError
-from fhs_bulk.sheets.read import column_letter
+from fhs_bulk.errors import FhsError, GoogleError, SheetError
+from fhs_bulk.sheets.columns import column_letter
+from fhs_bulk.sheets.ref import GoogleRef
 
 GOOGLE_HOSTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive.readonly"]
-_URL = re.compile(r"https?://docs\.google\.com/spreadsheets/d/([A-Za-z0-9_-]+)[^#]*(?:#gid=([0-9]+))?")
-_KEY = re.compile(r"[A-Za-z0-9_-]{25,}")
-
-
-@dataclass(frozen=True)
-class GoogleRef:
-    key: str | None = None
-    title: str | None = None
-    worksheet: str | None = None
-    gid: int | None = None
-
-    def __str__(self) -> str:
-        return self.key or f"gsheet:{self.title}"
-
-
-def parse(source: str) -> GoogleRef | None:
-    """The Google Sheet a source names, or None for a local file."""
-    if source.startswith("gsheet:"):
-        rest = source[len("gsheet:"):]
-        title, _, worksheet = rest.partition("/")
-        if not title:
-            raise FhsError("gsheet: needs a spreadsheet title, e.g. gsheet:FK_ODS_ORDER_CREATE", code="usage")
-        return GoogleRef(title=title, worksheet=worksheet or None)
-    m = _URL.match(source)
-    if m:
-        return GoogleRef(key=m.group(1), gid=int(m.group(2)) if m.group(2) else None)
-    if _KEY.fullmatch(source) and not Path(source).exists():
-        return GoogleRef(key=source)
-    return None
 
 
 def _http_client_class() -> Any:
@@ -89,11 +59,11 @@ def _credentials(credentials_file: str | None) -> tuple[Any, str | None]:
         try:
             creds = ServiceAccount.from_service_account_file(str(p), scopes=SCOPES)
         except FileNotFoundError:
-            raise FhsError(f"Google credentials file {p} does not exist; pass --credentials FILE or set "
+            raise GoogleError(f"Google credentials file {p} does not exist; pass --credentials FILE or set "
                            "GOOGLE_APPLICATION_CREDENTIALS to a service account JSON key.", code="google-credentials"
                            ) from None
         except (OSError, ValueError, KeyError) as exc:
-            raise FhsError(f"Google credentials file {p} cannot be used ({type(exc).__name__}): it must be a "
+            raise GoogleError(f"Google credentials file {p} cannot be used ({type(exc).__name__}): it must be a "
                            "service account JSON key from the Google Cloud console.", code="google-credentials"
                            ) from None
         return creds, creds.service_account_email
@@ -103,7 +73,7 @@ def _credentials(credentials_file: str | None) -> tuple[Any, str | None]:
         client = gspread.oauth(scopes=SCOPES)
         return client.http_client.auth, None
     except Exception as exc:
-        raise FhsError(f"no Google credentials: pass --credentials FILE (service account JSON) or set "
+        raise GoogleError(f"no Google credentials: pass --credentials FILE (service account JSON) or set "
                        f"GOOGLE_APPLICATION_CREDENTIALS ({type(exc).__name__}).", code="google-credentials") from None
 
 
@@ -128,10 +98,10 @@ class Google:
             return SheetError(f"{ref}: access denied; share the sheet with {who}.", code="google-forbidden",
                               path=str(ref))
         if code == 429:
-            return FhsError(f"{ref}: Google's quota is exhausted even after backing off; try again in a minute.",
-                            code="google-quota", exit_code=Exit.TRANSIENT)
-        return FhsError(f"{ref}: Google Sheets answered {code or type(exc).__name__}: {str(exc)[:200]}",
-                        code="google-error", exit_code=Exit.TRANSIENT)
+            return GoogleError(f"{ref}: Google's quota is exhausted even after backing off; try again in a minute.",
+                            code="google-quota")
+        return GoogleError(f"{ref}: Google Sheets answered {code or type(exc).__name__}: {str(exc)[:200]}",
+                        code="google-error")
 
     def open(self, ref: GoogleRef) -> Any:
         import gspread

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhs_bulk.errors import SheetError
+from fhs_bulk.sheets.columns import column_number
+from fhs_bulk.sheets.ref import SheetRef
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,23 +58,6 @@ class Sheet:
             return None
 
 
-def column_number(letters: str | bytes) -> int:
-    """'A' -> 1, 'AA' -> 27."""
-    n = 0
-    for ch in letters.encode() if isinstance(letters, str) else letters:
-        n = n * 26 + ch - 64
-    return n
-
-
-def column_letter(index: int) -> str:
-    """1 -> 'A', 27 -> 'AA': spreadsheet column names."""
-    letters = ""
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
 def sheet_name_of(source: str) -> str:
     return source if source.startswith(("gsheet:", "http")) else Path(source).stem
 
@@ -83,11 +68,11 @@ def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> She
     ``header_names`` lets the reader find a header row that is not the first non-blank row
     (a tracker with a title above its table): the first row holding all of them wins.
     """
-    from fhs_bulk.sheets import google as gsheets
-
-    ref = gsheets.parse(str(source))
+    ref = SheetRef.parse(str(source)).google
     if ref is not None:
-        title, worksheet, rows = gsheets.Google().read(ref)
+        from fhs_bulk.sheets.google import Google
+
+        title, worksheet, rows = Google().read(ref)
         return _sheet_from_rows(rows, str(source), title, worksheet, {}, header_names)
     path = Path(source)
     shown = str(source)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.errors import FhsError
+from fhs_bulk.errors import OutputError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,7 +28,7 @@ def atomic_path(path: str | Path, *, backup: bool = False) -> Iterator[Path]:
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise FhsError(f"{target}: the directory {parent} does not exist.", code="output-dir-missing")
+        raise OutputError(f"{target}: the directory {parent} does not exist.", code="output-dir-missing")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -57,7 +57,7 @@ def table_format(path: str | Path) -> str:
         return "csv"
     if ext in (".xlsx", ".xlsm"):
         return "xlsx"
-    raise FhsError(f"{path}: cannot write '{ext or '(no extension)'}'; name the file .csv or .xlsx.",
+    raise OutputError(f"{path}: cannot write '{ext or '(no extension)'}'; name the file .csv or .xlsx.",
                    code="output-type")
 
 
@@ -75,7 +75,7 @@ def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequenc
             else:
                 _write_xlsx(tmp, columns, rows, sheet_title)
     except OSError as exc:
-        raise FhsError(f"{path}: cannot write ({exc.strerror}).", code="output-unwritable") from exc
+        raise OutputError(f"{path}: cannot write ({exc.strerror}).", code="output-unwritable") from exc
     return Path(path)
 
 
@@ -110,3 +110,21 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]
             out.append(cell)
         ws.append(out)
     wb.save(path)
+
+
+def check_writable(path: str | Path, *, what: str = "output", table: bool = True) -> None:
+    """Fail before any work when ``path`` cannot be written: a known type, an existing directory we may
+    write in, and (when the file exists) a file we may replace. Nothing is sent before this is known."""
+    if table:
+        table_format(path)
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{what} {target}: the directory {parent} does not exist; create it or name another.",
+                          code="output-dir-missing", path=str(target))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {target}: the directory {parent} is not writable.", code="output-unwritable",
+                          path=str(target))
+    if target.exists() and (target.is_dir() or not os.access(target, os.W_OK)):
+        raise OutputError(f"{what} {target}: exists and cannot be replaced (a directory, or read-only).",
+                          code="output-unwritable", path=str(target))

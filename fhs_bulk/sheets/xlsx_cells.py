@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from fhs_bulk.sheets.read import column_letter, column_number
+from fhs_bulk.sheets.columns import column_letter, column_number
 
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)

@@ -15,28 +15,12 @@ import httpx
 from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
 
-from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.errors import SrmsError, SrmsUnavailable
 from fhs_bulk.srms import schemas as s
 
 log = logging.getLogger("fhs_bulk.srms")
 M = TypeVar("M", bound=BaseModel)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class SrmsError(FhsError):
-    """SRMS refused the request (a 4xx other than 429): retrying will not help."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(f"SRMS answered {status} {code}: {message}", code=code, exit_code=Exit.UNUSABLE)
-        self.status = status
-        self.field = field
-
-
-class SrmsUnavailable(FhsError):
-    """Retries exhausted (timeouts, connection errors, 429, 5xx): safe to re-run later."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="srms-unavailable", exit_code=Exit.TRANSIENT)
 
 
 class _Retryable(Exception):

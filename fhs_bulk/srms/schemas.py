@@ -3,17 +3,24 @@ so the two cannot drift."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fhs_bulk import domain
 
+
+def body_hash(payload: Any) -> str:
+    """The digest both sides use to tell "the same request again" from "another request"."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
 API_PREFIX = "/v1"
 MAX_BATCH = 1000
-ORDER_ID_RE = r"^OD[0-9]{18}$"
+ORDER_ID_RE = domain.ORDER_ID_PATTERN
 REFERENCE_ID_RE = r"^BK-[0-9A-Za-z]{4}[0-9a-f]{32}$"
 TICKET_ID_RE = r"^SRM-[0-9]{10}$"
 REFERENCE_ID_PATTERN = re.compile(REFERENCE_ID_RE)

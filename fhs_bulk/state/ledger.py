@@ -8,13 +8,19 @@ what was recorded survives a kill -9 or a power cut.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from fhs_bulk.errors import DiskFull
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS srms (id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE);
@@ -50,15 +56,79 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+log = logging.getLogger("fhs_bulk.ledger")
+_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an OSError or SQLite error means 'no space left'."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.Error) and "full" in str(exc).lower()
+
+
+def _damaged(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        s in text for s in ("malformed", "not a database", "corrupt", "disk i/o error"))
+
+
 class Ledger:
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / "ledger.sqlite"
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint (and fsync) rarely mid-run
-        self.db.executescript(SCHEMA)
+        old = os.umask(0o077)  # the ledger (and its WAL) hold order IDs: 0600 whatever the umask
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint (and fsync) rarely mid-run
+            self.db.executescript(SCHEMA)
+        finally:
+            os.umask(old)
+        for suffix in _SUFFIXES:
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
         self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, state_dir: str | Path, *, warnings: list[str] | None = None) -> Ledger:
+        """Open the ledger; a damaged one (garbage, truncated, malformed) is moved aside as
+        ``ledger.sqlite.damaged-<UTC time>`` and a fresh one started. That is safe: SRMS registers an
+        order at most once, so a re-sent order comes back ``already-registered`` with its old ID."""
+        path = Path(state_dir) / "ledger.sqlite"
+        try:
+            ledger = cls(state_dir)
+            ledger.check()
+            return ledger
+        except sqlite3.Error as exc:
+            if disk_full(exc):
+                raise DiskFull(f"{path.parent}: the disk is full (the ledger cannot be written). Free space there "
+                               "and run the same command again.", code="disk-full", path=str(path.parent)) from exc
+            if not _damaged(exc):
+                raise
+            with contextlib.suppress(Exception):
+                ledger.close()
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            aside = path.with_name(f"{path.name}.damaged-{stamp}")
+            for suffix in _SUFFIXES:
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+            message = (f"the ledger {path} was damaged ({exc}); it was moved to {aside} for inspection and a fresh "
+                       "ledger started. Nothing is registered twice: SRMS answers orders it already holds as "
+                       "already-registered.")
+            log.warning("%s", message)
+            if warnings is not None:
+                warnings.append(message)
+            ledger = cls(state_dir)
+            ledger.check()
+            return ledger
+
+    def check(self) -> None:
+        """Raise sqlite3.DatabaseError when the file is damaged (cheap: page structure, no index scan)."""
+        row = self.db.execute("PRAGMA quick_check(1)").fetchone()
+        if row and row[0] != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0]})")
 
     def close(self) -> None:
         self.db.close()
@@ -68,13 +138,24 @@ class Ledger:
         process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record)."""
         with self._lock:
             self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self.db.execute("BEGIN IMMEDIATE")
             try:
-                fn(self.db)
-            except BaseException:
-                self.db.execute("ROLLBACK")
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    fn(self.db)
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                if disk_full(exc):
+                    raise DiskFull(f"{self.path.parent}: the disk is full (the ledger cannot be written). Free space "
+                                   "there and run the same command again: nothing is registered twice.",
+                                   code="disk-full", path=str(self.path.parent)) from exc
                 raise
-            self.db.execute("COMMIT")
 
     def _srms_id(self, srms: str) -> int:
         with self._lock:

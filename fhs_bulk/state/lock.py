@@ -1,21 +1,51 @@
-"""One upload per state directory at a time: an flock that the kernel releases when the holder dies."""
+"""One run per state directory at a time: an OS lock that is released when the holder dies.
+
+POSIX uses ``flock``; Windows (where many ops desktops are) uses ``msvcrt.locking`` on the first byte,
+so ``import fhs_bulk`` and every command work there too.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.errors import LockHeld
 
 
-class LockHeld(FhsError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="locked", exit_code=Exit.LOCKED)
+def _try_lock(fd: int) -> bool:
+    """Take the lock without waiting; False when another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class RunLock:
@@ -24,10 +54,8 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _try_lock(fd):
             holder = self._holder(fd)
             os.close(fd)
             raise LockHeld(f"another upload holds the lock {self.path} ({holder}); wait for it to finish. "
@@ -35,14 +63,16 @@ class RunLock:
         os.ftruncate(fd, 0)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": datetime.now(UTC).isoformat(timespec="seconds")}
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode())
         self._fd = fd
         return self
 
     @staticmethod
     def _holder(fd: int) -> str:
         try:
-            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            os.lseek(fd, 0, os.SEEK_SET)
+            info = json.loads(os.read(fd, 4096) or b"{}")
             return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
         except (OSError, ValueError):
             return "holder unknown"
@@ -51,6 +81,6 @@ class RunLock:
                  tb: TracebackType | None) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            _unlock(self._fd)
             os.close(self._fd)
             self._fd = None

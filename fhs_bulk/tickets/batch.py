@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.errors import Exit, SheetError
 from fhs_bulk.tickets.single import FIELDS, SHEET_COLUMNS, TicketOutcome, check_request, create, write_to_tracker
+
+if TYPE_CHECKING:
+    from fhs_bulk.session import Session
 
 OUT_COLUMNS = ["row", "fk_order_id", "status", "code", "ticket_id", "tracker", "message"]
 
@@ -49,7 +53,7 @@ def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
                 cols[fld] = column_list(sheet.columns[lookup[name.casefold()]])
                 break
     if "order" not in cols:
-        raise FhsError(f"{path}: no fk_order_id column; see the README for the request sheet's columns.",
+        raise SheetError(f"{path}: no fk_order_id column; see the README for the request sheet's columns.",
                        code="header-missing")
     out = []
     for i, row in enumerate(sheet.row_numbers.tolist()):
@@ -59,15 +63,19 @@ def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
     return out
 
 
-def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, tracker: str | None = None,
-                   srms_url: str | None = None, token_file: str | None = None, state_dir: str | None = None,
-                   out: str | None = None) -> TicketRun:
-    from fhs_bulk import config
-    from fhs_bulk.srms.client import SrmsUnavailable
-    from fhs_bulk.srms.connection import connect
-    from fhs_bulk.state.ledger import Ledger
+def create_tickets(session: Session, request: dict[str, str | None] | None = None, *,
+                   from_file: str | Path | None = None, tracker: str | Path | None = None,
+                   out: str | Path | None = None) -> TicketRun:
+    """Create one ticket (``request``: order, name, phone, address, city, pincode, service, preferred_date,
+    remarks) or one per row of ``from_file``; each exactly once, the SRM ID written to ``tracker``."""
+    from fhs_bulk.errors import DataError, SrmsUnavailable
 
-    requests = _requests_from_sheet(from_file) if from_file else [(None, raw or {})]
+    if out is not None:
+        from fhs_bulk.sheets.write import check_writable
+
+        check_writable(out, what="--out")
+    clean = {k: v or "" for k, v in (request or {}).items()}
+    requests = _requests_from_sheet(str(from_file)) if from_file else [(None, clean)]
     run = TicketRun()
     checked = []
     for row, values in requests:
@@ -83,33 +91,28 @@ def create_tickets(raw: dict[str, str] | None, *, from_file: str | None = None, 
 
         book = load_tracker(tracker)
     if checked:
-        settings = config.srms_settings(srms_url, token_file)
-        ledger = Ledger(config.state_dir(state_dir))
+        conn, ledger = session.srms, session.ledger
         try:
-            with connect(settings, deadline=120) as conn:
-                for row, request in checked:
-                    try:
-                        ticket, created = create(conn, ledger, request)
-                    except SrmsUnavailable as exc:
-                        run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "failed", code=exc.code,
-                                                          message=exc.message))
-                        continue
-                    except FhsError as exc:
-                        if exc.exit_code != Exit.DATA:
-                            raise
-                        run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "conflict", code=exc.code,
-                                                          message=exc.message))
-                        continue
-                    o = TicketOutcome(row, request["fk_order_id"], "created" if created else "existing",
-                                      ticket_id=ticket["ticket_id"], ticket=ticket)
-                    if book is not None:
-                        o.tracker = write_to_tracker(book, request, ticket["ticket_id"])
-                        if o.tracker == "conflict":
-                            o.code = "tracker-conflict"
-                            o.message = "the tracker row holds another SRM ID; left alone"
-                    run.outcomes.append(o)
+            for row, request in checked:
+                try:
+                    ticket, created = create(conn, ledger, request)
+                except SrmsUnavailable as exc:
+                    run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "failed", code=exc.code,
+                                                      message=exc.message))
+                    continue
+                except DataError as exc:
+                    run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "conflict", code=exc.code,
+                                                      message=exc.message))
+                    continue
+                o = TicketOutcome(row, request["fk_order_id"], "created" if created else "existing",
+                                  ticket_id=ticket["ticket_id"], ticket=ticket)
+                if book is not None:
+                    o.tracker = write_to_tracker(book, request, ticket["ticket_id"])
+                    if o.tracker == "conflict":
+                        o.code = "tracker-conflict"
+                        o.message = "the tracker row holds another SRM ID; left alone"
+                run.outcomes.append(o)
         finally:
-            ledger.close()
             if book is not None:
                 book.save()
     run.outcomes.sort(key=lambda o: o.row or 0)

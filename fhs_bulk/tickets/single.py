@@ -10,8 +10,9 @@ from difflib import get_close_matches
 from typing import Any
 
 from fhs_bulk import domain
-from fhs_bulk.errors import Exit, FhsError
-from fhs_bulk.srms.mock.store import IST, body_hash
+from fhs_bulk.domain import IST
+from fhs_bulk.errors import DataError
+from fhs_bulk.srms.schemas import body_hash
 from fhs_bulk.validate.check import check_order_id, shown
 
 FIELDS = ("order", "name", "phone", "address", "city", "pincode", "service", "preferred_date", "remarks")
@@ -42,6 +43,16 @@ class TicketOutcome:
     ticket: dict[str, Any] | None = None
     tracker: str | None = None  # what happened in the tracker: updated | added | unchanged | conflict
     problems: list[Problem] = field(default_factory=list)
+
+
+def show_ticket(session: Any, ticket_id: str) -> Any:
+    """A ticket by Service Ticket ID or BK- reference (raises DataError ``ticket-not-found``)."""
+    from fhs_bulk.errors import DataError
+
+    ticket = session.srms.client.get_ticket(ticket_id.strip())
+    if ticket is None:
+        raise DataError(f"SRMS has no ticket {ticket_id}.", code="ticket-not-found")
+    return ticket
 
 
 def today_ist() -> date:
@@ -115,7 +126,8 @@ def create(conn: Any, ledger: Any, request: dict[str, Any]) -> tuple[dict[str, A
     """Create (or find again) the ticket for ``request``: the same request always uses the same
     Idempotency-Key, recorded in the ledger before sending, so a crash between send and answer
     cannot make a second ticket. Returns (ticket, created)."""
-    from fhs_bulk.srms.client import SrmsError, new_key
+    from fhs_bulk.errors import SrmsError
+    from fhs_bulk.srms.client import new_key
     from fhs_bulk.srms.schemas import TicketCreate
 
     digest = body_hash(request)
@@ -126,9 +138,8 @@ def create(conn: Any, ledger: Any, request: dict[str, Any]) -> tuple[dict[str, A
     try:
         ticket, created = conn.client.create_ticket(TicketCreate.model_validate(request), key)
     except SrmsError as exc:
-        if exc.code == "order-has-ticket":
-            raise FhsError(exc.message.split(": ", 1)[-1] + "; not created again", code="order-has-ticket",
-                           exit_code=Exit.DATA) from None
+        if exc.srms_code == "order-has-ticket":
+            raise DataError(exc.srms_message + "; not created again", code="order-has-ticket") from None
         raise
     ledger.record_ticket(key, ticket.ticket_id)
     return ticket.model_dump(), created

@@ -11,8 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from fhs_bulk import domain
+from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
-from fhs_bulk.srms.mock.store import IST
 
 # Finding codes: stable, documented in the README.
 FINDINGS: dict[str, str] = {
@@ -242,9 +242,13 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
     return changed
 
 
-def reconcile(tracker_path: str, conn: Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
+def reconcile(session: Any, tracker_path: str | Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
               concurrency: int = 4) -> ReconcileResult:
+    """Check every tracker row against the session's SRMS (``session`` may also be an open
+    ``Connection``); with ``write`` put status, SPD, next action and CRM tag into the tracker."""
     from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
+
+    conn = session.srms if hasattr(session, "srms") else session
 
     tracker = load_tracker(tracker_path)
     ids = [(r.values.get(SRM_ID) or "").strip() or (r.values.get(REFERENCE_ID) or "").strip() for r in tracker.rows]

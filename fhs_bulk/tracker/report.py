@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.errors import FhsError
+from fhs_bulk.errors import UsageError
 from fhs_bulk.sheets.write import atomic_path, set_text
 from fhs_bulk.tracker.reconcile import FINDINGS, ReconcileResult
 
@@ -25,7 +25,7 @@ def write_report(result: ReconcileResult, path: str | Path) -> Path:
         with atomic_path(p) as tmp:
             tmp.write_text(_html(result), encoding="utf-8")
     else:
-        raise FhsError(f"{path}: a report is .xlsx or .html.", code="usage")
+        raise UsageError(f"{path}: a report is .xlsx or .html.", code="usage")
     return p
 
 

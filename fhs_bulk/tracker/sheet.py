@@ -8,11 +8,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fhs_bulk.errors import Exit, FhsError, SheetError
+from fhs_bulk.errors import Exit, OutputError, SheetError
 from fhs_bulk.sheets.contract import tracker_headers, tracker_owned_headers
 from fhs_bulk.sheets.write import atomic_path, defuse, set_text
+
+if TYPE_CHECKING:
+    from fhs_bulk.session import Session
 
 ORDER = "fk_order_id"
 SRM_ID = "SRM ID"
@@ -92,7 +95,7 @@ class Tracker:
             else:
                 self._save_csv()
         except OSError as exc:
-            raise FhsError(f"{self.path}: cannot write the tracker ({exc.strerror}).", code="tracker-write") from exc
+            raise OutputError(f"{self.path}: cannot write the tracker ({exc.strerror}).", code="tracker-write") from exc
         self._changes.clear()
         self._added.clear()
 
@@ -170,9 +173,9 @@ def _find_header(rows: list[list[str]], shown: str) -> int:
 
 
 def load_tracker(path: str | Path) -> Tracker:
-    from fhs_bulk.sheets import google as gsheets
+    from fhs_bulk.sheets.ref import SheetRef
 
-    ref = gsheets.parse(str(path))
+    ref = SheetRef.parse(str(path)).google
     if ref is not None:
         return _load_google(ref, str(path))
     p = Path(path)
@@ -295,6 +298,11 @@ def registrations_from_results(path: str | Path) -> list[tuple[str, str, str]]:
         if status in ("registered", "already-registered") and ref:
             out.append((oid.strip().lstrip("'"), ref.strip(), tid.strip()))
     return out
+
+
+def registrations_from_ledger(session: Session) -> list[tuple[str, str, str]]:
+    """(order, reference_id, ticket_id) of every order the session's ledger knows as registered at its SRMS."""
+    return [(o, r or "", t or "") for o, r, t in session.ledger.registrations(session.identity)]
 
 
 def update_tracker(tracker_path: str | Path, registrations: list[tuple[str, str, str]]) -> UpdateResult:

@@ -7,18 +7,22 @@ job. SRMS itself registers an order at most once, so even a lost ledger cannot d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fhs_bulk.errors import Exit, FhsError, SheetError
-from fhs_bulk.srms.client import SrmsError, SrmsUnavailable, new_key
-from fhs_bulk.srms.connection import Connection
+from fhs_bulk.errors import DataError, Exit, SheetError, SrmsError, SrmsUnavailable, UsageError
+from fhs_bulk.sheets.ref import SheetRef
+from fhs_bulk.srms.client import new_key
 from fhs_bulk.srms.schemas import MAX_BATCH
+
+if TYPE_CHECKING:
+    from fhs_bulk.session import Connection, Session
 
 log = logging.getLogger("fhs_bulk.upload.run")
 
@@ -40,9 +44,9 @@ class UploadOptions:
 
     def check(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH:
-            raise FhsError(f"--batch-size must be between 1 and {MAX_BATCH}.", code="usage")
+            raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH}.", code="usage")
         if not 1 <= self.concurrency <= 64:
-            raise FhsError("--concurrency must be between 1 and 64.", code="usage")
+            raise UsageError("--concurrency must be between 1 and 64.", code="usage")
 
 
 @dataclass
@@ -74,6 +78,7 @@ class UploadResult:
     out: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
+    ledger_warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -116,8 +121,8 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
     log.info("validated %s: %d rows, %d valid, %d invalid", sheet, report.rows, report.valid, report.invalid)
     if options.strict and report.errors:
         first = report.errors[0]
-        raise FhsError(f"{report.invalid} invalid rows and --strict: nothing was sent. First: row {first.row}: "
-                       f"{first.code}: {first.message}", code="strict", exit_code=Exit.DATA)
+        raise DataError(f"{report.invalid} invalid rows and --strict: nothing was sent. First: row {first.row}: "
+                       f"{first.code}: {first.message}", code="strict")
     unreachable = None
     try:
         conn.client.ping()
@@ -185,7 +190,7 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
         try:
             res = conn.client.register(ids, key)
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
-            return key, ids, None, (exc.code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
+            return key, ids, None, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
         ledger.record(conn.identity, key, res.job_id, rows)
         return key, ids, rows, None
@@ -243,22 +248,51 @@ def _count(rows: list[RowResult]) -> dict[str, int]:
 
 def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
     """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
-    from fhs_bulk.sheets import google as gsheets
+    from fhs_bulk.sheets.ref import SheetRef
     from fhs_bulk.sheets.write import write_table
 
-    ref = gsheets.parse(str(out))
+    ref = SheetRef.parse(str(out)).google
     if ref is not None:
-        result.out = gsheets.Google().write(ref, worksheet, RESULT_COLUMNS, [r.as_list() for r in result.rows])
+        from fhs_bulk.sheets.google import Google
+
+        result.out = Google().write(ref, worksheet, RESULT_COLUMNS, [r.as_list() for r in result.rows])
         return result.out
     path = write_table(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), sheet_title="results")
     result.out = str(path)
     return result.out
 
 
-def default_out(sheet: str) -> Path:
-    from fhs_bulk.sheets import google as gsheets
+def upload(session: Session, sheet: str | Path | SheetRef, *, out: str | Path | None = None,
+           out_worksheet: str | None = None, options: UploadOptions | None = None,
+           progress: Progress | None = None) -> UploadResult:
+    """Validate ``sheet``, register its valid orders with the session's SRMS exactly once, and write the
+    results (to ``out``, by default ``<sheet>.results.csv``; or to worksheet ``out_worksheet`` of the input
+    Google Sheet). Takes the session's run lock (not for a dry run). Every output is checked before
+    anything is sent."""
+    from fhs_bulk.sheets.write import check_writable
 
-    if gsheets.parse(sheet) is not None:
+    options = options or UploadOptions()
+    options.check()
+    ref = SheetRef.parse(sheet)
+    if out_worksheet and not ref.is_google:
+        raise UsageError("--out-worksheet writes into the input Google Sheet; the input here is a file (use --out).",
+                         code="usage")
+    out_ref = ref if out_worksheet else SheetRef.parse(out or default_out(ref.text))
+    if not out_ref.is_google and not options.dry_run:
+        check_writable(out_ref.path, what="--out")
+    lock = session.lock() if not options.dry_run else contextlib.nullcontext()
+    with lock:
+        result = upload_sheet(ref.text, session.srms, session.ledger, options, progress=progress)
+        result.ledger_warnings = list(session.ledger_warnings)
+        if not options.dry_run:
+            write_results(result, out_ref.text, worksheet=out_worksheet or "results")
+    return result
+
+
+def default_out(sheet: str) -> Path:
+    from fhs_bulk.sheets.ref import SheetRef
+
+    if SheetRef.parse(sheet).google is not None:
         return Path("FK_ODS_ORDER_CREATE.results.csv")
     p = Path(sheet)
     return p.with_name(p.stem + ".results.csv")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from fhs_bulk.sheets.read import Sheet
 
-ORDER_ID_PATTERN = r"^OD[0-9]{18}$"
+ORDER_ID_PATTERN = domain.ORDER_ID_PATTERN
 FSN_COLUMN = "fsn"
 SERVICE_COLUMN = "service"
 MAX_SHOWN = 40  # characters of a cell a message may echo
@@ -250,7 +250,7 @@ def _header_problem(sheet: Sheet) -> Finding | None:
     if count == 1:
         return None
     if count > 1:
-        from fhs_bulk.sheets.read import column_letter
+        from fhs_bulk.sheets.columns import column_letter
 
         where = ", ".join(column_letter(i + 1) for i, h in enumerate(sheet.headers) if h == col)
         return Finding(None, col, "header-duplicate",

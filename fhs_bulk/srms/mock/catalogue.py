@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fhs_bulk import domain
 
@@ -105,7 +106,23 @@ def load(path: str | Path) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         missing = [c for c in ("fk_order_id", "fsn", "service") if c not in (reader.fieldnames or [])]
         if missing:
-            from fhs_bulk.errors import FhsError
 
-            raise FhsError(f"{path}: the catalogue lacks the column(s) {', '.join(missing)}.", code="catalogue")
+            from fhs_bulk.errors import UsageError
+
+            raise UsageError(f"{path}: the catalogue lacks the column(s) {', '.join(missing)}.", code="catalogue")
         return [{k: (row.get(k) or "").strip() for k in COLUMNS} for row in reader]
+
+
+def open_store(db_path: str | Path, catalogue: str | Path | None = None) -> tuple[Any, int]:
+    """The store at ``db_path`` with a catalogue: the given CSV, else the bundled one when the store has
+    none. Returns (store, orders loaded now)."""
+    from fhs_bulk.srms.mock.store import Store
+
+    store = Store(db_path)
+    if catalogue:
+        loaded = store.load_catalogue(load(catalogue))
+    elif not store.catalogue:
+        loaded = store.load_catalogue(load(bundled_path()))
+    else:
+        loaded = 0
+    return store, loaded

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from fhs_bulk.errors import FhsError
+from fhs_bulk.errors import SrmsUnavailable
 
 
 def default_db_path() -> Path:
-    from platformdirs import user_data_path
+    from fhs_bulk.session import default_embedded_db
 
-    return user_data_path("fhs-bulk", appauthor=False) / "embedded-srms.sqlite"
+    return default_embedded_db()
 
 
 class EmbeddedSrms:
@@ -57,7 +57,7 @@ class EmbeddedSrms:
         deadline = time.monotonic() + 20
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise FhsError("the embedded SRMS did not start", code="embedded-srms", exit_code=3)
+                raise SrmsUnavailable("the embedded SRMS did not start", code="embedded-srms")
             time.sleep(0.01)
         self.url = f"http://127.0.0.1:{port}"
         self._store = store

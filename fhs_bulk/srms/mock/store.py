@@ -7,7 +7,6 @@ table has one row per order, enforced by a UNIQUE constraint, not by code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -15,13 +14,14 @@ import string
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fhs_bulk import domain
+from fhs_bulk.srms.schemas import body_hash
 
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
+IST = domain.IST
 _REF_ALPHABET = string.ascii_letters + string.digits
 
 SCHEMA = """
@@ -68,10 +68,6 @@ class OrderHasTicket(Exception):
     def __init__(self, ticket_id: str) -> None:
         super().__init__(ticket_id)
         self.ticket_id = ticket_id
-
-
-def body_hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def new_reference_ids(n: int) -> list[str]:

@@ -1,0 +1,112 @@
+"""What the commands share: SRMS/state options, logging, the consoles, hiding pandas from pyarrow."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from fhs_bulk.errors import UsageError
+
+
+def srms_options(f: Any) -> Any:
+    """--srms-url, --token-file, --state-dir: the settings a session is opened from (flags > env > config)."""
+    f = click.option("--srms-url", help="SRMS base URL (overrides FHS_SRMS_URL and the config file).")(f)
+    f = click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the SRMS token "
+                                                                           "(overrides FHS_SRMS_TOKEN).")(f)
+    return click.option("--state-dir", envvar="FHS_STATE_DIR", help="Ledger and lock directory [env FHS_STATE_DIR].")(f)
+
+
+def open_session(srms_url: str | None, token_file: str | None, state_dir: str | None, **kwargs: Any) -> Any:
+    from fhs_bulk.session import Session
+
+    return Session.from_settings(srms_url=srms_url, token_file=token_file, state_dir=state_dir, **kwargs)
+
+
+class _NoPandas:
+    """An import hook that hides pandas.
+
+    pyarrow imports pandas (0.2-0.3 s) the first time it converts any Python object, only to probe
+    for pandas types. The commands that read sheets never hand pyarrow a pandas object, so they hide
+    pandas from it; library users (who may well use pandas) are not affected.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not used by this command")
+        return None
+
+
+def without_pandas() -> None:
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def setup_logging(quiet: bool, log_file: str | None, debug: bool, live: bool) -> None:
+    """Plain timestamped lines (with UTC offset) when not on a terminal (cron), nothing animated;
+    phones always masked."""
+    import logging
+
+    from fhs_bulk.privacy import PhoneMaskFilter
+
+    root = logging.getLogger("fhs_bulk")
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    mask = PhoneMaskFilter()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.ERROR if quiet else (logging.DEBUG if debug else (logging.WARNING if live
+                                                                                 else logging.INFO)))
+    console.setFormatter(fmt)
+    console.addFilter(mask)
+    root.addHandler(console)
+    if log_file:
+        try:
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {log_file}: cannot be opened ({exc.strerror}).", code="usage") from None
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(fmt)
+        fh.addFilter(mask)
+        root.addHandler(fh)
+
+
+def print_findings_table(findings: list[Any], title: str, limit: int, *, see: str = "use --json or --report") -> None:
+    """Findings on stdout: a rich table on a terminal, tab-separated lines otherwise; a cut list says so."""
+    shown_rows = findings[:limit]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for col in ("row", "column", "severity", "code", "message"):
+            table.add_column(col, overflow="fold")
+        for f in shown_rows:
+            table.add_row("" if f.row is None else str(f.row), f.column or "", f.severity, f.code, f.message)
+        Console(highlight=False).print(table)
+    else:
+        click.echo(title)
+        for f in shown_rows:
+            click.echo(f"  row {'-' if f.row is None else f.row}\t{f.column or '-'}\t{f.severity}\t{f.code}\t"
+                       f"{f.message}")
+    if len(findings) > limit:
+        click.echo(f"  ... and {len(findings) - limit} more: {see}")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -1,0 +1,96 @@
+"""`fhs-bulk ticket`: single tickets (client Jeeves Consumer Services)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from fhs_bulk.cli._app import main
+from fhs_bulk.cli._common import open_session, srms_options
+from fhs_bulk.errors import UsageError
+
+
+@main.group()
+def ticket() -> None:
+    """Single tickets (client Jeeves Consumer Services)."""
+
+
+@ticket.command("create")
+@click.option("--order", help="Flipkart order ID (OD + 18 digits).")
+@click.option("--name", help="Customer name.")
+@click.option("--phone", help="Customer mobile (10 digits; +91/0 prefix fine).")
+@click.option("--address", help="Installation address.")
+@click.option("--city")
+@click.option("--pincode", help="6-digit PIN code.")
+@click.option("--service", help="Service, e.g. 'SP TV'.")
+@click.option("--preferred-date", help="YYYY-MM-DD, today or later.")
+@click.option("--remarks", default="")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False),
+              help="A sheet of requests (csv/xlsx), one ticket per row.")
+@click.option("--tracker", type=click.Path(dir_okay=False), help="Write the SRM ID into this tracker (xlsx/csv).")
+@click.option("--out", help="With --from: a results file (.csv/.xlsx), one row per request.")
+@click.option("--json", "as_json", is_flag=True)
+@srms_options
+def ticket_create(order: str | None, name: str | None, phone: str | None, address: str | None, city: str | None,
+                  pincode: str | None, service: str | None, preferred_date: str | None, remarks: str,
+                  from_file: str | None, tracker: str | None, out: str | None, as_json: bool,
+                  srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+    """Create one ticket from options, or one per row with --from; print the Service Ticket ID.
+
+    Exit 0: created (or found again); 1: invalid request or tracker conflict; 2: unusable input;
+    3: SRMS unreachable.
+    """
+    from fhs_bulk.tickets.batch import create_tickets
+
+    raw: dict[str, str | None] = {
+        "order": order, "name": name, "phone": phone, "address": address, "city": city, "pincode": pincode,
+        "service": service, "preferred_date": preferred_date, "remarks": remarks}
+    if from_file and any(v for k, v in raw.items() if k != "remarks"):
+        raise UsageError("give either --from FILE or the ticket options, not both.", code="usage")
+    with open_session(srms_url, token_file, state_dir, deadline=120) as session:
+        result = create_tickets(session, raw if not from_file else None, from_file=from_file, tracker=tracker,
+                                out=out)
+    if as_json:
+        doc = result.as_dict()
+        sys.stdout.write(json.dumps(doc if from_file else doc["tickets"][0]) + "\n")
+    else:
+        from fhs_bulk.privacy import mask_phone
+
+        for o in result.outcomes:
+            where = f"row {o.row}: " if o.row else ""
+            if o.ticket_id:
+                click.echo(o.ticket_id)
+                click.echo(f"{where}{o.order}: {o.status} {o.ticket_id}"
+                           + (f"; tracker {o.tracker}" if o.tracker else ""), err=True)
+            else:
+                for p in o.problems:
+                    click.echo(f"{where}{p.field}: {p.code}: {mask_phone(p.message)}", err=True)
+                if not o.problems:
+                    click.echo(f"{where}{o.order}: {o.status}: {o.code}: {o.message}", err=True)
+    sys.exit(result.exit_code)
+
+
+@ticket.command("show")
+@click.argument("ticket_id")
+@click.option("--json", "as_json", is_flag=True)
+@srms_options
+def ticket_show(ticket_id: str, as_json: bool, srms_url: str | None, token_file: str | None,
+                state_dir: str | None) -> None:
+    """Status, sub-status, SPD and history of a ticket (Service Ticket ID or BK- reference)."""
+    from fhs_bulk.privacy import mask_phone
+    from fhs_bulk.tickets.single import show_ticket
+
+    with open_session(srms_url, token_file, state_dir, deadline=60) as session:
+        t = show_ticket(session, ticket_id)
+    data = t.model_dump()
+    data["phone"] = mask_phone(data["phone"])
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    click.echo(f"{t.ticket_id}  {t.reference_id or ''}  order {t.fk_order_id}  {t.service}")
+    click.echo(f"status {t.status} / {t.sub_status}   SPD {t.spd}   customer {t.customer_name} "
+               f"{data['phone']} {t.city} {t.pincode}")
+    for h in t.history:
+        click.echo(f"  {h.at}  {h.status} / {h.sub_status}  {h.remark}")
