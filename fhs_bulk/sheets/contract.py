@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,7 @@ class OrderSheetRow(BaseModel):
         description="one of the bulk-eligible services (compared case- and space-insensitively)")] = None
 
 
-def _col(header: str, description: str, *, owned: bool = True) -> object:
+def _col(header: str, description: str, *, owned: bool = True) -> Any:
     return Field(default=None, alias=header, description=description,
                  json_schema_extra={"x-owner": "fhs-bulk" if owned else "person"})
 
@@ -118,7 +118,7 @@ def _write_template_xlsx(path: Path, title: str, headers: list[str]) -> None:
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    wb = Workbook()
+    wb: Any = Workbook()
     ws = wb.active
     ws.title = title[:31]
     bold = Font(bold=True)

@@ -192,16 +192,19 @@ def _runs(cells: dict[tuple[int, int], str], quote: Any, worksheet: str) -> list
         by_col.setdefault(c, []).append(r)
     for c, rows in sorted(by_col.items()):
         rows.sort()
-        start = prev = rows[0]
-        for r in rows[1:] + [None]:  # type: ignore[list-item]
-            if r is not None and r == prev + 1:
-                prev = r
+        start: int = rows[0]
+        prev: int = rows[0]
+        nxt: list[int | None] = [*rows[1:], None]
+        for nr in nxt:
+            if nr is not None and nr == prev + 1:
+                prev = nr
                 continue
             letter = column_letter(c)
             out.append({"range": f"{quote(worksheet)}!{letter}{start}:{letter}{prev}",
                         "values": [[cells[(i, c)]] for i in range(start, prev + 1)]})
-            if r is not None:
-                start = prev = r
+            if nr is not None:
+                start = nr
+                prev = nr
     return out
 
 

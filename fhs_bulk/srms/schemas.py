@@ -93,7 +93,7 @@ class Registrations(_Model):
 
 
 class TicketCreate(_Model):
-    client: Literal["Jeeves Consumer Services"] = domain.CLIENT_NAME
+    client: Literal["Jeeves Consumer Services"] = "Jeeves Consumer Services"
     fk_order_id: OrderId
     customer_name: Annotated[str, Field(min_length=1, max_length=200)]
     phone: Annotated[str, Field(pattern=r"^[6-9][0-9]{9}$", description="10-digit Indian mobile number")]

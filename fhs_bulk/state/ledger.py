@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,7 +133,7 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
-    def _tx(self, fn, *, durable: bool = True) -> None:  # type: ignore[no-untyped-def]
+    def _tx(self, fn: Callable[[sqlite3.Connection], None], *, durable: bool = True) -> None:
         """One transaction. ``durable`` ones are fsynced at commit; the others survive a crash of this
         process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record)."""
         with self._lock:

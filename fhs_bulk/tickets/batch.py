@@ -27,6 +27,13 @@ class TicketRun:
             return Exit.DATA
         return Exit.OK
 
+    def to_pandas(self) -> Any:
+        """One row per request: the ``--out`` file's columns."""
+        from fhs_bulk.frames import frame
+
+        return frame(OUT_COLUMNS, ([o.row, o.order, o.status, o.code, o.ticket_id, o.tracker, o.message]
+                                   for o in self.outcomes))
+
     def as_dict(self) -> dict[str, Any]:
         from fhs_bulk.privacy import mask_phone
 
@@ -77,14 +84,14 @@ def create_tickets(session: Session, request: dict[str, str | None] | None = Non
     clean = {k: v or "" for k, v in (request or {}).items()}
     requests = _requests_from_sheet(str(from_file)) if from_file else [(None, clean)]
     run = TicketRun()
-    checked = []
+    checked: list[tuple[int | None, dict[str, Any]]] = []
     for row, values in requests:
-        request, problems = check_request(values)
-        if problems:
+        checked_request, problems = check_request(values)
+        if problems or checked_request is None:
             run.outcomes.append(TicketOutcome(row, (values.get("order") or "").strip(), "invalid",
                                               code=problems[0].code, message=problems[0].message, problems=problems))
         else:
-            checked.append((row, request))
+            checked.append((row, checked_request))
     book = None
     if tracker:
         from fhs_bulk.tracker.sheet import load_tracker
@@ -93,21 +100,21 @@ def create_tickets(session: Session, request: dict[str, str | None] | None = Non
     if checked:
         conn, ledger = session.srms, session.ledger
         try:
-            for row, request in checked:
+            for row, req in checked:
                 try:
-                    ticket, created = create(conn, ledger, request)
+                    ticket, created = create(conn, ledger, req)
                 except SrmsUnavailable as exc:
-                    run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "failed", code=exc.code,
+                    run.outcomes.append(TicketOutcome(row, req["fk_order_id"], "failed", code=exc.code,
                                                       message=exc.message))
                     continue
                 except DataError as exc:
-                    run.outcomes.append(TicketOutcome(row, request["fk_order_id"], "conflict", code=exc.code,
+                    run.outcomes.append(TicketOutcome(row, req["fk_order_id"], "conflict", code=exc.code,
                                                       message=exc.message))
                     continue
-                o = TicketOutcome(row, request["fk_order_id"], "created" if created else "existing",
+                o = TicketOutcome(row, req["fk_order_id"], "created" if created else "existing",
                                   ticket_id=ticket["ticket_id"], ticket=ticket)
                 if book is not None:
-                    o.tracker = write_to_tracker(book, request, ticket["ticket_id"])
+                    o.tracker = write_to_tracker(book, req, ticket["ticket_id"])
                     if o.tracker == "conflict":
                         o.code = "tracker-conflict"
                         o.message = "the tracker row holds another SRM ID; left alone"

@@ -104,6 +104,15 @@ class ReconcileResult:
             "open_by_age": {label: ages.get(label, 0) for *_, label in AGE_BUCKETS},
         }
 
+    def to_pandas(self) -> Any:
+        """One row per tracker row: status, findings (joined by ', '), next action, CRM tag, days late."""
+        from fhs_bulk.frames import frame
+
+        cols = ["row", "fk_order_id", "srm_id", "status", "sub_status", "spd", "findings", "next_action", "crm_tag",
+                "days_late", "note"]
+        return frame(cols, ([r.row, r.fk_order_id, r.srm_id, r.status, r.sub_status, r.spd, ", ".join(r.findings),
+                             r.next_action, r.crm_tag, r.days_late, r.note] for r in self.rows))
+
     def as_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "summary": self.summary(), "rows": [r.as_dict() for r in self.rows]}
 

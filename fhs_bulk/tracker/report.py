@@ -45,7 +45,7 @@ def _xlsx(result: ReconcileResult, path: Path) -> None:
     from openpyxl.styles import Font, PatternFill
 
     summary = result.summary()
-    wb = Workbook()
+    wb: Any = Workbook()
     ws = wb.active
     ws.title = "Summary"
     bold = Font(bold=True)

@@ -146,7 +146,7 @@ class Tracker:
         """The general path: openpyxl loads and saves the whole workbook."""
         from openpyxl import load_workbook
 
-        book = load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
+        book: Any = load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
         ws = book[self.worksheet]
         for (row, col), value in self._cells().items():
             set_text(ws.cell(row=row, column=col), value)
@@ -225,7 +225,7 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
             continue
         headers = [c.strip() for c in top[h]]
         named = [(c, hd) for c, hd in enumerate(headers) if hd]
-        rows = []
+        rows: list[TrackerRow] = []
         for i, line in enumerate(cells[h + 1:]):
             values = {hd: ((v.strip() if type(v) is str else _text(v)) if (v := line[c] if c < len(line) else "")
                            else "") for c, hd in named}
@@ -243,7 +243,7 @@ def _load_google(ref: Any, shown: str) -> Tracker:
     _, worksheet, cells = Google().read(ref)
     h = _find_header(cells, shown)
     headers = [c.strip() for c in cells[h]]
-    rows = []
+    rows: list[TrackerRow] = []
     for i, line in enumerate(cells[h + 1:]):
         values = {hd: (line[c] if c < len(line) else "").strip() for c, hd in enumerate(headers) if hd}
         if any(values.values()):
@@ -290,7 +290,7 @@ def registrations_from_results(path: str | Path) -> list[tuple[str, str, str]]:
     if missing:
         raise SheetError(f"{path}: not an upload results file (no column {', '.join(missing)}).",
                          code="results-columns", path=str(path))
-    cols = {name: column_list(sheet.columns[sheet.column_index(name)]) for name in need}
+    cols = {name: column_list(sheet.columns[sheet.headers.index(name)]) for name in need}
     t = sheet.column_index("ticket_id")
     tickets = column_list(sheet.columns[t]) if t is not None else [""] * len(sheet)
     out = []

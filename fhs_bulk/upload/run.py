@@ -92,6 +92,12 @@ class UploadResult:
     def orders_per_s(self) -> float:
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 
+    def to_pandas(self) -> Any:
+        """One row per input row (the results file's columns) as a pandas DataFrame."""
+        from fhs_bulk.frames import frame
+
+        return frame(RESULT_COLUMNS, (r.as_list() for r in self.rows))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "sheet": self.sheet, "srms": self.srms, "dry_run": self.dry_run, "out": self.out,
@@ -200,6 +206,7 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
         for fut in as_completed(futures):
             key, ids, res, error = fut.result()
             if res is None:
+                assert error is not None
                 code, message = error
                 log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
                             key[:8], len(ids), message)

@@ -214,6 +214,14 @@ class ValidationReport:
         rows = self.row_numbers.tolist()
         return [(rows[i], ids[i]) for i, ok in enumerate(self.valid_mask.tolist()) if ok]
 
+    def to_pandas(self) -> Any:
+        """Every finding (sheet-level, errors, warnings) as a DataFrame: row, column, severity, code, message, value."""
+        from fhs_bulk.frames import frame
+
+        findings = ([self.sheet_error] if self.sheet_error else []) + self.errors + self.warnings
+        return frame(["row", "column", "severity", "code", "message", "value"],
+                     ([f.row, f.column, f.severity, f.code, f.message, f.value] for f in findings))
+
     def as_dict(self) -> dict[str, Any]:
         errors = ([self.sheet_error] if self.sheet_error else []) + self.errors
         return {
@@ -432,7 +440,7 @@ def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, 
         if not bad.any():
             continue
         for i in np.nonzero(bad[codes] & nonblank)[0].tolist():
-            code, message = verdicts[codes[i]]  # type: ignore[misc]
+            code, message = verdicts[codes[i]]
             ok[i] = False
             errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
                                   shown(uniques[codes[i]])))

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from fhs_bulk.errors import SrmsUnavailable
 
@@ -28,7 +29,7 @@ class EmbeddedSrms:
         self.catalogue = catalogue
         self.token = secrets.token_urlsafe(24)
         self.url = ""
-        self._server = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @property

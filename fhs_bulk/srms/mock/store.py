@@ -188,14 +188,14 @@ class Store:
                     code = "fsn-not-ods"
                 elif domain.eligible_service(cat[2]) is None:
                     code = "service-not-bulk-eligible"
-                if code is not None:
+                if code is not None or cat is None:
                     results.append([oid, "rejected", code, None, None])
                     counts["rejected"] += 1
                     continue
                 seq += 1
                 tid = ticket_id_for(seq)
                 ref = next(refs)
-                _, _, service, name, phone, address, city, pincode, preferred = cat
+                _, _, service, name, phone, address, city, pincode, preferred = cat  # not None: rejected above
                 spd = service_promised_date(preferred, service, now)
                 new_tickets.append((seq, tid, oid, ref, "bulk", service, name or "", phone or "", address or "",
                                     city or "", pincode or "", preferred or None, spd, "CREATED", "NOT_APPLICABLE",
