@@ -13,12 +13,42 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import csv
+
 import httpx
 import pytest
+
+from fhs_bulk import domain
+from fhs_bulk.srms.mock import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 TOKEN = "test-token-0123456789abcdef"
+
+# Shared test data: orders of the bundled catalogue by what SRMS will answer for them.
+CAT = catalogue.load(catalogue.bundled_path())
+GOOD = [r["fk_order_id"] for r in CAT if r["fsn"].startswith("ODS") and domain.eligible_service(r["service"])]
+NON_ODS = [r["fk_order_id"] for r in CAT if not r["fsn"].startswith("ODS")]
+INELIGIBLE = [r["fk_order_id"] for r in CAT if r["fsn"].startswith("ODS") and not domain.eligible_service(r["service"])]
+
+
+def order_sheet(tmp_path: Path, ids: list[str], extra: list[list[str]] | None = None) -> Path:
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["fk_order_id", "remarks"])
+        for i in ids:
+            w.writerow([i, ""])
+        for row in extra or []:
+            w.writerow(row)
+    return p
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 
 
 def free_port() -> int:

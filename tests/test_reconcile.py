@@ -14,10 +14,10 @@ from openpyxl import load_workbook
 
 from fhs_bulk.sheets.contract import tracker_headers
 from fhs_bulk.srms.schemas import Ticket
-from fhs_bulk.tracker.reconcile import _ist_date, evaluate
+from fhs_bulk.tracker.reconcile import evaluate, ist_date
 from fhs_bulk.tracker.sheet import TrackerRow
 from tests.conftest import cli_env, run_cli
-from tests.test_upload import GOOD, order_sheet
+from tests.conftest import GOOD, order_sheet
 
 OUT_OF_SPD = "Inbound >> Complaint >> Delay in Service >> Out of SPD >> Unresolved"
 # (status, sub-status, condition) -> (next action, CRM tag), transcribed from DOMAIN.md's L1 table.
@@ -83,8 +83,8 @@ def test_spd_boundaries_and_time_zone() -> None:
     v1, v2 = evaluate([row(0, o, "SRM-1"), row(1, o, "SRM-2")], {"SRM-1": due_today, "SRM-2": due_yesterday}, AS_OF)
     assert "spd-breached" not in v1.findings and v2.findings[:1] == ["spd-breached"] and v2.days_late == 1
     # 19:00 UTC is already the next day in India.
-    assert _ist_date("2026-12-09T19:00:00Z") == date(2026, 12, 10)
-    assert _ist_date("2026-12-09T18:00:00Z") == date(2026, 12, 9)
+    assert ist_date("2026-12-09T19:00:00Z") == date(2026, 12, 10)
+    assert ist_date("2026-12-09T18:00:00Z") == date(2026, 12, 9)
 
 
 def test_data_findings() -> None:

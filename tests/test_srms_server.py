@@ -4,6 +4,7 @@ across restarts and SIGKILL, the realism knobs, and the journey."""
 from __future__ import annotations
 
 import signal
+import json
 import sqlite3
 import uuid
 from datetime import date, timedelta
@@ -203,10 +204,12 @@ def test_advance_moves_only_through_journey_pairs(srms, tmp_path: Path) -> None:
     assert pairs <= domain.JOURNEY_PAIRS, pairs - domain.JOURNEY_PAIRS
     statuses = {p[0] for p in pairs}
     assert {"COMPLETED", "ALLOCATED", "RESCHEDULED"} <= statuses
-    # Deterministic for a seed: the same db advanced the same way gives the same history.
-    snapshot = db.execute("SELECT ticket_id, status, sub_status FROM tickets ORDER BY seq").fetchall()
+    # What advance reports is what the store now holds: its counts by state match the tickets.
+    report = json.loads(out.stdout)
+    held = dict(db.execute("SELECT status, count(*) FROM tickets GROUP BY status").fetchall())
+    changes = db.execute("SELECT count(*) FROM history WHERE status != 'CREATED'").fetchone()[0]
     db.close()
-    assert len(snapshot) == 150
+    assert report["tickets"] == 150 and report["by_state"] == held and report["events"] == changes > 150
 
 
 def test_advance_is_deterministic(srms_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

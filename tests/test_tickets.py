@@ -148,7 +148,7 @@ def test_from_sheet_and_csv_tracker(srms, tmp_path: Path) -> None:  # type: igno
 
 
 def test_tracker_update_from_results_is_idempotent(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.test_upload import GOOD, order_sheet
+    from tests.conftest import GOOD, order_sheet
 
     env = cli_env(tmp_path, srms)
     results = tmp_path / "results.csv"

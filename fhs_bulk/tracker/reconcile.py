@@ -117,7 +117,7 @@ class ReconcileResult:
         return {"as_of": self.as_of.isoformat(), "summary": self.summary(), "rows": [r.as_dict() for r in self.rows]}
 
 
-def _ist_date(stamp: str) -> date:
+def ist_date(stamp: str) -> date:
     """The day in India of an SRMS timestamp (UTC, 'YYYY-MM-DDTHH:MM:SSZ')."""
     if len(stamp) == 20 and stamp.endswith("Z"):  # the common shape, without a full parse
         day = date.fromisoformat(stamp[:10])
@@ -191,14 +191,14 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
         if breached:
             v.days_late = (as_of - spd).days
             v.findings.append("spd-breached")
-        changed = _ist_date(t.status_changed_at)
-        v.age_days = (as_of - _ist_date(t.created_at)).days
+        changed = ist_date(t.status_changed_at)
+        v.age_days = (as_of - ist_date(t.created_at)).days
         if not closed and (as_of - changed).days >= stuck_days:
             v.findings.append("stuck")
         within = None
         if t.status == "COMPLETED":
             done = [h for h in t.history if h.status == "COMPLETED"]
-            service_day = _ist_date(done[-1].at if done else t.status_changed_at)
+            service_day = ist_date(done[-1].at if done else t.status_changed_at)
             within = (as_of - service_day).days <= domain.WARRANTY_DAYS
             v.findings.append("warranty")
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
