@@ -231,3 +231,19 @@ def test_advance_is_deterministic(srms_factory, tmp_path: Path) -> None:  # type
 def test_serve_needs_a_token(tmp_path: Path) -> None:
     out = run_cli("srms", "serve", "--db", str(tmp_path / "x.sqlite"), env={"PATH": "/usr/bin:/bin"}, timeout=30)
     assert out.returncode == 2 and "token" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_openapi_declares_replays_and_405_says_allow(srms) -> None:  # type: ignore[no-untyped-def]
+    doc = httpx.get(srms.url + "/openapi.json").json()
+    for path in ("/v1/bulk-jobs", "/v1/tickets"):
+        responses = doc["paths"][path]["post"]["responses"]
+        assert {"200", "201"} <= set(responses), (path, sorted(responses))
+        assert "replay" in responses["200"]["description"]
+    c = srms.client()
+    key = str(uuid.uuid4())
+    first = c.post("/v1/bulk-jobs", json={"order_ids": GOOD[:2]}, headers={"Idempotency-Key": key})
+    replay = c.post("/v1/bulk-jobs", json={"order_ids": GOOD[:2]}, headers={"Idempotency-Key": key})
+    assert (first.status_code, replay.status_code) == (201, 200) and first.json()["job_id"] == replay.json()["job_id"]
+    wrong = c.delete("/v1/bulk-jobs")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+    assert wrong.json()["error"]["code"] == "method-not-allowed"

@@ -134,7 +134,7 @@ def _encoding_error(shown: str, data: bytes, exc: UnicodeDecodeError) -> SheetEr
         code="sheet-encoding", path=shown)
 
 
-def _sniff_delimiter(header_line: str) -> str:
+def sniff_delimiter(header_line: str) -> str:
     """Excel writes ';' or tab separated 'CSV' in many locales; read those as they are."""
     if "," in header_line:
         return ","
@@ -157,7 +157,7 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
         header_line = line.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as exc:
         raise _encoding_error(shown, head, exc) from exc
-    delimiter = _sniff_delimiter(header_line)
+    delimiter = sniff_delimiter(header_line)
     if header_line.strip(delimiter + " ") and (not header_names or all(h in header_line for h in header_names)):
         sheet = _read_csv_arrow(path, shown, header_line, delimiter)
         if sheet is not None:
@@ -230,7 +230,7 @@ def excel_number_text(value: float | int) -> str:
     return text
 
 
-def _cell_text(value: Any) -> tuple[str, str | None]:
+def cell_text(value: Any) -> tuple[str, str | None]:
     if isinstance(value, str):
         return value, None
     if value is None:
@@ -315,8 +315,9 @@ def _is_blank(row: list[Any]) -> bool:
     return all(v is None or (isinstance(v, str) and not v.strip()) for v in row)
 
 
-def _find_header(rows: list[list[Any]], header_names: tuple[str, ...]) -> int:
-    """Index of the header row: the first row holding all ``header_names``, else the first non-blank."""
+def find_header(rows: list[list[Any]], header_names: tuple[str, ...], *, strict: bool = False) -> int:
+    """Index of the header row: the first row holding all ``header_names``, else the first non-blank
+    (with ``strict``, -1 when no row in the first rows holds them all). The one header finder."""
     first_nonblank = -1
     for i, row in enumerate(rows[: HEADER_SEARCH_ROWS * 5]):
         if _is_blank(row):
@@ -330,7 +331,7 @@ def _find_header(rows: list[list[Any]], header_names: tuple[str, ...]) -> int:
             return i
         if i - first_nonblank >= HEADER_SEARCH_ROWS:
             break
-    return first_nonblank
+    return -1 if strict and header_names else first_nonblank
 
 
 def _sheet_from_rows(
@@ -344,11 +345,11 @@ def _sheet_from_rows(
     """The general path: a list of rows (any cell types) into a Sheet, keeping spreadsheet row numbers."""
     import numpy as np
 
-    h = _find_header(rows, header_names)
+    h = find_header(rows, header_names)
     if h < 0:
         return Sheet(shown, name, [], [], np.zeros(0, dtype=np.int64), worksheet=worksheet)
     header_cells = rows[h]
-    headers = [_cell_text(v)[0].strip("\ufeff") for v in header_cells]
+    headers = [cell_text(v)[0].strip("\ufeff") for v in header_cells]
     width = len(headers)
     body = rows[h + 1:]
     # Trim the trailing fully blank rows that spreadsheet programs leave behind.
@@ -365,7 +366,7 @@ def _sheet_from_rows(
         else:
             col = []
             for r, value in enumerate(raw):
-                text, kind = _cell_text(value)
+                text, kind = cell_text(value)
                 col.append(text)
                 if kind is not None:
                     kinds.setdefault(c, {})[r] = kind

@@ -6,6 +6,8 @@ kept. xlsx is edited in place with openpyxl; CSV is rewritten. Writes are atomic
 from __future__ import annotations
 
 import csv
+import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,7 @@ class Tracker:
     _changes: dict[tuple[int, str], str] = field(default_factory=dict)
     _added: list[int] = field(default_factory=list)  # indices of rows added since loading
     _csv_rows: list[list[str]] = field(default_factory=list)
+    dialect: CsvDialect | None = None
 
     def by_order(self) -> dict[str, list[TrackerRow]]:
         out: dict[str, list[TrackerRow]] = {}
@@ -100,15 +103,31 @@ class Tracker:
         self._added.clear()
 
     def _save_csv(self) -> None:
-        with atomic_path(self.path, backup=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            for line in self._csv_rows[: self.header_row - 1]:
+        d = self.dialect or CsvDialect()
+        with atomic_path(self.path, backup=True) as tmp, \
+                open(tmp, "w", newline="", encoding="utf-8-sig" if d.bom else "utf-8") as fh:
+            w = csv.writer(fh, delimiter=d.delimiter, lineterminator=d.lineterminator)
+            # Every line as it was read (cells under no header, blank lines and rows past the table too),
+            # with only the changed cells replaced; new columns and rows at the end.
+            col_of = {h: i for i, h in enumerate(self.headers) if h}
+            changed: dict[int, dict[int, str]] = {}
+            for (index, header), value in self._changes.items():
+                changed.setdefault(self.rows[index].sheet_row, {})[col_of[header]] = defuse(value)
+            raw = [list(line) for line in self._csv_rows]
+            header_line = raw[self.header_row - 1]
+            for i, h in enumerate(self.headers):
+                if i >= len(header_line):
+                    header_line.append(h)
+            for row_no, cells in changed.items():
+                line = raw[row_no - 1]
+                line.extend([""] * (max(cells) + 1 - len(line)))
+                for c, value in cells.items():
+                    line[c] = value
+            for line in raw:
                 w.writerow(line)
-            w.writerow(self.headers)
-            added = set(self._added)
-            for r in self.rows:
-                w.writerow([defuse(r.values.get(h, "")) if r.index in added or (r.index, h) in self._changes
-                            else r.values.get(h, "") for h in self.headers])
+            for index in self._added:
+                values = self.rows[index].values
+                w.writerow([defuse(values.get(h, "")) for h in self.headers])
 
     def _save_google(self) -> None:
         """One batched RAW values write: a range per run of changed cells in a column, and the new rows."""
@@ -154,20 +173,17 @@ class Tracker:
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()[:10] if getattr(value, "hour", 0) == 0 else value.isoformat()
-    return str(value).strip()
+    from fhs_bulk.sheets.read import cell_text
+
+    return cell_text(value)[0].strip()
 
 
 def _find_header(rows: list[list[str]], shown: str) -> int:
-    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        cells = {c.strip() for c in row}
-        if ORDER in cells and SRM_ID in cells:
-            return i
+    from fhs_bulk.sheets.read import find_header
+
+    h = find_header(rows, (ORDER, SRM_ID), strict=True)
+    if h >= 0:
+        return h
     raise SheetError(f"{shown}: no header row with '{ORDER}' and '{SRM_ID}' in the first {HEADER_SEARCH_ROWS} rows. "
                      "Start from sheets/Tracker for installation (ODS).xlsx.", code="tracker-header", path=shown)
 
@@ -190,20 +206,47 @@ def load_tracker(path: str | Path) -> Tracker:
     raise SheetError(f"{shown}: a tracker must be .xlsx or .csv.", code="sheet-unknown-type", path=shown)
 
 
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV tracker was written, so it is written back the same way."""
+
+    delimiter: str = ","
+    lineterminator: str = "\r\n"
+    bom: bool = False
+
+
 def _load_csv(p: Path, shown: str) -> Tracker:
+    """Parsed by the csv module over the whole text (quoted newlines, quotes, commas survive), in the
+    file's own delimiter, line ending and BOM, which ``save`` writes back."""
+    from fhs_bulk.sheets.read import sniff_delimiter
+
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
+    bom = data.startswith(b"\xef\xbb\xbf")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SheetError(f"{shown}: not UTF-8; save the tracker as 'CSV UTF-8'.", code="sheet-encoding",
                          path=shown) from None
-    all_rows = list(csv.reader(text.splitlines()))
+    first_end = re.search(r"\r\n|\n|\r", text)
+    ending = first_end.group(0) if first_end else "\r\n"
+    first_line = text[: first_end.start()] if first_end else text
+    dialect = CsvDialect(sniff_delimiter(first_line), ending, bom)
+    if ending == "\r":  # old Mac line endings: the csv module reads them only as a stream of lines
+        text = text.replace("\r", "\n")
+    try:
+        all_rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=dialect.delimiter))
+    except csv.Error as exc:
+        raise SheetError(f"{shown}: not a readable CSV ({exc}).", code="sheet-unreadable", path=shown) from None
     h = _find_header(all_rows, shown)
     headers = [c.strip() for c in all_rows[h]]
     rows = []
     for i, line in enumerate(all_rows[h + 1:]):
         values = {hd: (line[c] if c < len(line) else "") for c, hd in enumerate(headers) if hd}
         rows.append(TrackerRow(i, h + 2 + i, values))
-    return Tracker(p, "csv", headers, h + 1, rows, width=len(headers), _csv_rows=all_rows)
+    return Tracker(p, "csv", headers, h + 1, rows, width=len(headers), _csv_rows=all_rows, dialect=dialect)
 
 
 def _load_xlsx(p: Path, shown: str) -> Tracker:
