@@ -21,6 +21,7 @@ class Exit(IntEnum):
     LOCKED = 4  # another run holds the lock
     INTERNAL = 70  # a bug: the message asks to report it
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    BROKEN_PIPE = 141  # stdout's reader went away (e.g. `| head`)
     TERMINATED = 143  # SIGTERM
 
 
@@ -180,5 +181,6 @@ CODES: dict[str, Code] = _table(
 def exit_meaning(code: int) -> str:
     """A short meaning for an exit status (for logs and notifications)."""
     return {0: "ok", 1: "data problems", 2: "unusable input", 3: "SRMS unreachable: re-run later",
-            4: "locked by another run", 70: "internal error", 130: "interrupted", 143: "terminated"
+            4: "locked by another run", 70: "internal error", 130: "interrupted", 141: "output pipe closed",
+            143: "terminated"
             }.get(int(code), "unknown")

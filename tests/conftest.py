@@ -3,6 +3,7 @@ as a real process with an isolated state directory."""
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import socket
@@ -12,8 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import csv
 
 import httpx
 import pytest

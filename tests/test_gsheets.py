@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import GOOD, NON_ODS, cli_env, run_cli
 from tests.google_api import LocalGoogle
-from tests.conftest import GOOD, NON_ODS
 
 KEY = "1LH0M_0xJcf9T0vohrBypBLn4QmGOgdvSqR-izcBhcp0"
 

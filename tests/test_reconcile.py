@@ -16,8 +16,7 @@ from fhs_bulk.sheets.contract import tracker_headers
 from fhs_bulk.srms.schemas import Ticket
 from fhs_bulk.tracker.reconcile import evaluate, ist_date
 from fhs_bulk.tracker.sheet import TrackerRow
-from tests.conftest import cli_env, run_cli
-from tests.conftest import GOOD, order_sheet
+from tests.conftest import GOOD, cli_env, order_sheet, run_cli
 
 OUT_OF_SPD = "Inbound >> Complaint >> Delay in Service >> Out of SPD >> Unresolved"
 # (status, sub-status, condition) -> (next action, CRM tag), transcribed from DOMAIN.md's L1 table.

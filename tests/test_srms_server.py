@@ -3,8 +3,8 @@ across restarts and SIGKILL, the realism knobs, and the journey."""
 
 from __future__ import annotations
 
-import signal
 import json
+import signal
 import sqlite3
 import uuid
 from datetime import date, timedelta

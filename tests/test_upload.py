@@ -3,7 +3,6 @@ faults and dropped connections, the lock, the token, the embedded default."""
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import json
 import os
@@ -13,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import GOOD, INELIGIBLE, NON_ODS, SAMPLES, TOKEN, cli_env, order_sheet, read_results, run_cli
+
 
 def test_mixed_sheet_gives_every_status(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ids = GOOD[:5] + [NON_ODS[0], INELIGIBLE[0], "OD999999999999999999"]

@@ -34,6 +34,10 @@ class Group(click.Group):
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `fhs-bulk validate S | head`: the reader left; not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(Exit.BROKEN_PIPE)
         except KeyboardInterrupt:
             click.echo("error: interrupted; nothing more was sent [interrupted]", err=True)
             ctx.exit(Exit.INTERRUPTED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -36,7 +35,7 @@ def validate(sheet: str, as_json: bool, report: str | None, limit: int) -> None:
 
         write_findings(result, report)
     if as_json:
-        sys.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+        result.write_json(sys.stdout)
     else:
         _print_validation(result, limit, report)
     sys.exit(result.exit_code)

@@ -9,7 +9,7 @@ python-calamine, and every cell comes out as a string. Cells that were not text 
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhs_bulk.errors import SheetError
+from fhs_bulk.sheets import guard
 from fhs_bulk.sheets.columns import column_number
 from fhs_bulk.sheets.ref import SheetRef
 
@@ -79,24 +80,20 @@ def read_sheet(source: str | Path, *, header_names: tuple[str, ...] = ()) -> She
     if not path.exists():
         raise SheetError(f"{shown}: no such file. Check the path (and the current directory).",
                          code="sheet-not-found", path=shown)
-    if path.is_dir():
-        raise SheetError(f"{shown}: is a directory, not a sheet file. Name the .xlsx or .csv file inside it.",
-                         code="sheet-is-directory", path=shown)
+    size = guard.check_regular_file(path, shown)
     ext = path.suffix.lower()
     if ext not in CSV_EXTENSIONS | WORKBOOK_EXTENSIONS:
         raise SheetError(
             f"{shown}: unknown sheet type '{ext or '(no extension)'}'. Save the sheet as .xlsx, .xls, .ods or "
             ".csv (UTF-8) and try again.", code="sheet-unknown-type", path=shown)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
     if size == 0:
         raise SheetError(f"{shown}: the file is empty (0 bytes). Export the sheet again.",
                          code="sheet-empty-file", path=shown)
     if ext in CSV_EXTENSIONS:
+        guard.check_csv_size(size, shown)
         return _read_csv(path, shown, header_names)
-    return _read_workbook(path, shown, header_names)
+    parts = guard.check_workbook(path, shown)
+    return _read_workbook(path, shown, header_names, parts)
 
 
 # ---------------------------------------------------------------- CSV
@@ -152,6 +149,9 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
         raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
     head = _check_csv_bytes(head, shown)
     first_nl = head.find(b"\n")
+    first_cr = head.find(b"\r")
+    if first_cr >= 0 and (first_nl < 0 or first_cr < first_nl) and head[first_cr + 1:first_cr + 2] != b"\n":
+        return _read_csv_general(path, shown, header_names, cr_only=True)  # old Mac exports: CR ends a line
     line = head[: first_nl if first_nl >= 0 else len(head)]
     try:
         header_line = line.decode("utf-8").rstrip("\r")
@@ -162,13 +162,81 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
         sheet = _read_csv_arrow(path, shown, header_line, delimiter)
         if sheet is not None:
             return sheet
-    data = _check_csv_bytes(_read_bytes(path, shown), shown)
+    return _read_csv_general(path, shown, header_names, delimiter=delimiter)
+
+
+def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, delimiter: str | None = None,
+                      cr_only: bool = False) -> Sheet:
+    """The general path for files pyarrow declines (ragged rows, CR-only line endings, huge lines):
+    Python's csv module streaming the file into columns (no whole-file copy), a cell never longer
+    than MAX_FIELD_BYTES."""
+    import numpy as np
+
+    old_limit = csv.field_size_limit(guard.MAX_FIELD_BYTES)
     try:
-        text = data.decode("utf-8")
+        # CR-only files (old Mac exports) are read in universal-newline mode; others as csv wants.
+        with open(path, encoding="utf-8-sig", newline=None if cr_only else "") as fh:
+            if delimiter is None:
+                first = fh.readline()
+                delimiter = sniff_delimiter(first.rstrip("\r\n"))
+                fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
+            head: list[list[str]] = []
+            for row in reader:
+                head.append(row)
+                if len(head) >= HEADER_SEARCH_ROWS * 5:
+                    break
+            h = find_header(head, header_names)
+            if h < 0:
+                return Sheet(shown, sheet_name_of(shown), [], [], np.zeros(0, dtype=np.int64))
+            headers = [v.strip("\ufeff") for v in head[h]]
+            width = len(headers)
+            headless = [c for c, name in enumerate(headers) if not name.strip()]
+            cols: list[list[str]] = [[] for _ in range(width)]
+            last_filled = 0
+            beyond = headless_values = False
+            pad = [""] * width
+            for count, row in enumerate(itertools.chain(head[h + 1:], reader), start=1):
+                if len(row) < width:
+                    row = [*row, *pad[len(row):]]
+                elif len(row) > width:
+                    beyond = beyond or any(v.strip() for v in row[width:])
+                for c in range(width):
+                    cols[c].append(row[c])
+                if any(v.strip() for v in row):
+                    last_filled = count
+                    if headless and not headless_values:
+                        headless_values = any(row[c].strip() for c in headless)
     except UnicodeDecodeError as exc:
-        raise _encoding_error(shown, data, exc) from exc
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    return _sheet_from_rows(rows, shown, sheet_name_of(shown), None, {}, header_names)
+        data = _read_bytes(path, shown)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise _encoding_error(shown, data, uexc) from uexc
+        raise SheetError(f"{shown}: not UTF-8 text ({exc.reason}). Re-save it as 'CSV UTF-8'.", code="sheet-encoding",
+                         path=shown) from exc
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise guard.too_large(shown, f"line {reader.line_num} holds a cell longer than "
+                                  f"{guard.MAX_FIELD_BYTES // guard.MiB} MiB", f"{guard.MAX_FIELD_BYTES // guard.MiB} "
+                                  "MiB per cell", "this is not an order sheet; export the sheet again") from None
+        raise SheetError(f"{shown}: line {reader.line_num}: not readable as CSV ({exc}). Export the sheet again "
+                         "as 'CSV UTF-8'.", code="sheet-unreadable", path=shown) from None
+    except OSError as exc:
+        raise SheetError(f"{shown}: cannot be read ({exc.strerror}).", code="sheet-unreadable", path=shown) from exc
+    finally:
+        csv.field_size_limit(old_limit)
+    for col in cols:  # the trailing fully blank rows spreadsheet programs leave behind
+        del col[last_filled:]
+    notes = []
+    if headless_values:
+        notes.append("some rows have values in a column with no header; they are not read. "
+                     "Give the column a header or delete the values.")
+    if beyond:
+        notes.append("some rows have values to the right of the last header column; they are not read. "
+                     "Give the column a header or delete the values.")
+    return Sheet(source=shown, name=sheet_name_of(shown), headers=headers, columns=cols,
+                 row_numbers=np.arange(h + 2, h + 2 + last_filled, dtype=np.int64), header_row=h + 1, notes=notes)
 
 
 def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) -> Sheet | None:
@@ -248,7 +316,7 @@ def cell_text(value: Any) -> tuple[str, str | None]:
     return str(value), None
 
 
-def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
+def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts: dict[str, bytes]) -> Sheet:
     from concurrent.futures import ThreadPoolExecutor
 
     from python_calamine import CalamineWorkbook
@@ -256,7 +324,7 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> She
     is_xlsx = path.suffix.lower() in {".xlsx", ".xlsm"}
     # The formula scan (unzip + search) overlaps calamine's parse; both release the GIL for most of it.
     pool = ThreadPoolExecutor(max_workers=1) if is_xlsx else None
-    formulas_future = pool.submit(_xlsx_formula_cells, path) if pool else None
+    formulas_future = pool.submit(_xlsx_formula_cells, path, parts) if pool else None
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = workbook.sheet_names
@@ -267,6 +335,8 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...]) -> She
     except SheetError:
         raise
     except Exception as exc:  # calamine raises several types for damaged files
+        if guard.xls_encrypted(path):
+            raise guard.encrypted(shown) from exc
         raise SheetError(
             f"{shown}: cannot be opened as a {path.suffix.lower()} workbook ({type(exc).__name__}: "
             f"{str(exc)[:120]}). The file is damaged or not really a spreadsheet; open it in Excel or "
@@ -283,7 +353,7 @@ _CELL_WITH_FORMULA = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)([0-9]+)"[^>]*>(?:(?!<
                                 re.S)
 
 
-def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
+def _xlsx_formula_cells(path: Path, parts: dict[str, bytes]) -> dict[tuple[int, int], bool]:
     """Cells of the first worksheet that hold a formula, as (row, column) 1-based.
 
     calamine only returns cached values; a bytes scan of the sheet XML finds formulas cheaply, and
@@ -296,7 +366,8 @@ def _xlsx_formula_cells(path: Path) -> dict[tuple[int, int], bool]:
             names = sorted(n for n in zf.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
             if not names:
                 return {}
-            xml = zf.read(worksheet_part(zf, None) or names[0])
+            part = worksheet_part(zf, None) or names[0]
+            xml = parts[part] if part in parts else zf.read(part)
     except (zipfile.BadZipFile, KeyError, OSError):
         return {}
     # "<f" opens a formula element and no other element of a worksheet; a prefixed namespace (rare)

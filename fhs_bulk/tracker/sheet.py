@@ -196,12 +196,18 @@ def load_tracker(path: str | Path) -> Tracker:
         return _load_google(ref, str(path))
     p = Path(path)
     shown = str(path)
-    if not p.is_file():
-        raise SheetError(f"{shown}: no such tracker file.", code="sheet-not-found", path=shown)
+    if not p.exists():
+        raise SheetError(f"{shown}: no such tracker file. Check the path, or start from "
+                         "sheets/Tracker for installation (ODS).xlsx.", code="sheet-not-found", path=shown)
+    from fhs_bulk.sheets import guard
+
+    size = guard.check_regular_file(p, shown)
     ext = p.suffix.lower()
     if ext == ".csv":
+        guard.check_csv_size(size, shown)
         return _load_csv(p, shown)
     if ext in (".xlsx", ".xlsm"):
+        guard.check_workbook(p, shown)
         return _load_xlsx(p, shown)
     raise SheetError(f"{shown}: a tracker must be .xlsx or .csv.", code="sheet-unknown-type", path=shown)
 

@@ -234,7 +234,8 @@ def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool) -> list[RowRe
         if not ok:
             f = first_error.get(row)
             rows.append(RowResult(row, oid, "invalid", f.code if f else "invalid", None, None,
-                                  f.message if f else ""))
+                                  f.message if f else "invalid (past the findings validate lists in detail: fix the "
+                                                      "first ones and run again)"))
             continue
         o = outcome.get(oid)
         if o is None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fhs_bulk.sheets.read import Sheet
 
 ORDER_ID_PATTERN = domain.ORDER_ID_PATTERN
+MAX_FINDINGS = 100_000  # row findings kept in detail; past this a sheet of garbage stays in bounded memory
 FSN_COLUMN = "fsn"
 SERVICE_COLUMN = "service"
 MAX_SHOWN = 40  # characters of a cell a message may echo
@@ -60,10 +61,11 @@ CODES: dict[str, tuple[str, str]] = {
     # warnings (do not block)
     "order-id-whitespace": ("warning", "spaces or tabs around the ID were trimmed"),
     "cells-outside-header": ("warning", "values under no header (or past the last one) are not read"),
+    "findings-truncated": ("warning", "past 100,000 rows with errors only the count is kept; fix, validate again"),
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     row: int | None
     column: str | None
@@ -233,6 +235,24 @@ class ValidationReport:
             "warnings": [f.as_dict() for f in self.warnings],
         }
 
+    def write_json(self, out: Any) -> None:
+        """``as_dict()`` as one JSON document, written finding by finding, so a sheet of millions of
+        bad rows never holds its whole report in memory twice."""
+        import json
+
+        def dump(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=False)
+
+        errors = ([self.sheet_error] if self.sheet_error else []) + self.errors
+        out.write(f'{{"sheet": {dump(self.source)}, "rows": {self.rows}, "valid": {self.valid}, '
+                  f'"invalid": {self.invalid}, "errors": [')
+        for name, findings in (("errors", errors), ("warnings", self.warnings)):
+            if name == "warnings":
+                out.write('], "warnings": [')
+            for i, f in enumerate(findings):
+                out.write((", " if i else "") + dump(f.as_dict()))
+        out.write("]}\n")
+
 
 def _sheet_finding(err: SheetError) -> Finding:
     return Finding(None, None, err.code, err.message, None, "sheet")
@@ -317,6 +337,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     overrides: dict[int, str] = {}
     errors: list[Finding] = []
     warnings: list[Finding] = []
+    untold = 0
     row_numbers_all = sheet.row_numbers
     if len(slow):
         cols_slow = [column_take(c, slow) for c in sheet.columns]
@@ -328,6 +349,11 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
             row = int(row_numbers_all[i])
             value, issues = check_order_id(ids_slow[j], id_kinds.get(i))
             has_error = False
+            if len(errors) >= MAX_FINDINGS:  # bounded memory: past the cap, only whether the row is valid
+                if any(CODES[code][0] != "warning" for code, _ in issues):
+                    untold += 1
+                    continue
+                issues = []
             for code, message in issues:
                 if CODES[code][0] == "warning":
                     warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j]),
@@ -358,6 +384,11 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     warnings.sort(key=lambda f: (f.row or 0))
     warnings[:0] = [Finding(None, None, "cells-outside-header", f"{sheet.source}: {note}", None, "warning")
                     for note in sheet.notes]
+    if untold:
+        warnings.insert(0, Finding(None, None, "findings-truncated",
+                                   f"{sheet.source}: {untold:,} more rows are invalid; only the first "
+                                   f"{MAX_FINDINGS:,} findings are listed. Fix those (often one cause) and validate "
+                                   "again.", None, "warning"))
     report.errors = errors
     report.warnings = warnings
     return report
