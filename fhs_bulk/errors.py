@@ -82,7 +82,12 @@ class SrmsError(FhsError):
     """
 
     def __init__(self, status: int, srms_code: str, message: str, field: str | None = None) -> None:
-        code = srms_code if srms_code in CODES and CODES[srms_code].kind == "SrmsError" else "srms-refused"
+        if status in (401, 403):
+            code = "unauthorized"
+        elif srms_code in CODES and CODES[srms_code].kind == "SrmsError":
+            code = srms_code
+        else:
+            code = "srms-refused"
         super().__init__(f"SRMS answered {status} {srms_code}: {message}", code=code)
         self.status = status
         self.srms_code = srms_code

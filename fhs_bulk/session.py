@@ -15,7 +15,7 @@ starts the embedded mock SRMS. With no SRMS URL configured the session starts th
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -68,6 +68,9 @@ class Session:
         self._conn: Connection | None = None
         self._ledger: Ledger | None = None
         self.ledger_warnings: list[str] = []
+        # Set (by a signal handler, or by the caller) to stop: no new requests, waits end at once.
+        self.cancel = threading.Event()
+        self.cancel_signal: int | None = None
 
     def __repr__(self) -> str:  # never the token
         return f"Session(srms={self.identity!r}, state_dir={str(self.state_dir) if self.state_dir else None!r})"
@@ -116,7 +119,7 @@ class Session:
                 mock = self._stack.enter_context(EmbeddedSrms(self.embedded_db))
                 url, token = mock.url, mock.token
             client = self._stack.enter_context(SrmsClient(url, token, deadline=self.deadline, timeout=self.timeout,
-                                                          connections=self.connections))
+                                                          connections=self.connections, cancel=self.cancel))
             self._conn = Connection(client, self.identity, self.description, embedded=self.url is None)
         return self._conn
 
@@ -135,6 +138,11 @@ class Session:
             self._ledger = Ledger.open(self._state(), warnings=self.ledger_warnings)
             self._stack.callback(self._ledger.close)
         return self._ledger
+
+    def stop(self, signum: int | None = None) -> None:
+        """Ask the running operation to stop (a signal handler calls this): no new batch starts."""
+        self.cancel_signal = self.cancel_signal or signum
+        self.cancel.set()
 
     def lock(self, name: str = "upload") -> RunLock:
         """The run lock of the state directory (a context manager; exit 4 when another run holds it)."""
@@ -161,6 +169,3 @@ class Session:
                  tb: TracebackType | None) -> None:
         self.close()
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

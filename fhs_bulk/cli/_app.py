@@ -3,7 +3,10 @@ registered exit code, with ``--debug`` adding the traceback and changing nothing
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -11,7 +14,9 @@ from typing import Any
 import click
 
 from fhs_bulk import __version__
-from fhs_bulk.errors import Exit, FhsError
+from fhs_bulk.errors import Exit, FhsError, exit_meaning
+
+log = logging.getLogger("fhs_bulk")
 
 EPILOG = ("Exit codes: 0 ok, 1 data problems (rows invalid/rejected/conflicting), 2 unusable input or "
           "command line, 3 SRMS unreachable or transient failures (re-run later), 4 another run holds the lock, "
@@ -22,31 +27,66 @@ def error_line(err: FhsError) -> str:
     return f"error: {err.message} [{err.code}]"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is (commands that can stop cleanly handle it themselves)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.obj and ctx.obj.get("debug")) or _env_debug()
+        def debug() -> bool:  # known only once the root callback has run
+            return bool(ctx.obj and ctx.obj.get("debug")) or _env_debug()
+
+        if ctx.protected_args or ctx.args:  # a command will run (not just --help / --version)
+            with contextlib.suppress(ValueError):  # not in the main thread (CliRunner in a thread)
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        code: int = Exit.OK
         try:
             return super().invoke(ctx)
         except FhsError as err:
-            if debug:
+            if debug():
                 traceback.print_exc(file=sys.stderr)
             click.echo(error_line(err), err=True)
+            code = err.exit_code
+            log.error("outcome: %s [%s]", err.message, err.code)
             ctx.exit(err.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            raise
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except (click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # `fhs-bulk validate S | head`: the reader left; not an error of ours
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(Exit.BROKEN_PIPE)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted; nothing more was sent [interrupted]", err=True)
-            ctx.exit(Exit.INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            code = Exit.TERMINATED if isinstance(exc, Terminated) else Exit.INTERRUPTED
+            what = "terminated" if code == Exit.TERMINATED else "interrupted"
+            click.echo(f"error: {what}; nothing more was done [{what}]", err=True)
+            ctx.exit(code)
         except Exception as err:  # a bug, not a user's mistake: say so, briefly
-            if debug:
+            if debug():
                 traceback.print_exc(file=sys.stderr)
             click.echo(f"internal error: {type(err).__name__}: {str(err)[:300]} "
                        "(run again with --debug for the traceback, and report it)", err=True)
+            code = Exit.INTERNAL
             ctx.exit(Exit.INTERNAL)
+        finally:
+            _log_outcome(ctx, code)
+
+
+def _log_outcome(ctx: click.Context, code: int) -> None:
+    """The last line a run leaves in its log: what it did and how it ended (cron reads this)."""
+    summary = (ctx.obj or {}).get("outcome")
+    if not log.handlers:
+        return
+    log.info("outcome: exit %d (%s)%s", code, exit_meaning(code), f"; {summary}" if summary else "")
 
 
 def _env_debug() -> bool:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -17,6 +21,30 @@ def srms_options(f: Any) -> Any:
     f = click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the SRMS token "
                                                                            "(overrides FHS_SRMS_TOKEN).")(f)
     return click.option("--state-dir", envvar="FHS_STATE_DIR", help="Ledger and lock directory [env FHS_STATE_DIR].")(f)
+
+
+@contextlib.contextmanager
+def stop_on_signals(session: Any) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the session to stop cleanly (no new batch; results written) instead of
+    raising wherever the main thread happens to be."""
+    def handler(signum: int, frame: Any) -> None:
+        session.stop(signum)
+
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread (e.g. CliRunner in a thread)
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def deadline_option(default: float) -> Any:
+    """--deadline: how long SRMS may stay unreachable before the command gives up with exit 3."""
+    return click.option("--deadline", default=default, show_default=True, type=float,
+                        help="Give up retrying SRMS after this many seconds (exit 3).")
 
 
 def open_session(srms_url: str | None, token_file: str | None, state_dir: str | None, **kwargs: Any) -> Any:
@@ -54,11 +82,22 @@ def is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
+class _LogFile(logging.FileHandler):
+    """A log file that cannot be written (a full disk) says so once on stderr, not a traceback per line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            exc = sys.exc_info()[1]
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            click.echo(f"warning: --log-file {self.baseFilename}: cannot write ({why}); logging to it stops", err=True)
+
+
 def setup_logging(quiet: bool, log_file: str | None, debug: bool, live: bool) -> None:
     """Plain timestamped lines (with UTC offset) when not on a terminal (cron), nothing animated;
     phones always masked."""
-    import logging
-
     from fhs_bulk.privacy import PhoneMaskFilter
 
     root = logging.getLogger("fhs_bulk")
@@ -77,9 +116,10 @@ def setup_logging(quiet: bool, log_file: str | None, debug: bool, live: bool) ->
     root.addHandler(console)
     if log_file:
         try:
-            fh = logging.FileHandler(log_file, encoding="utf-8")
+            fh = _LogFile(log_file, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--log-file {log_file}: cannot be opened ({exc.strerror}).", code="usage") from None
+            raise UsageError(f"--log-file {log_file}: cannot be opened ({exc.strerror}); the directory must exist "
+                             "and be writable.", code="usage") from None
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(fmt)
         fh.addFilter(mask)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import open_session, srms_options
+from fhs_bulk.cli._common import deadline_option, open_session, srms_options
 from fhs_bulk.errors import UsageError
 
 
@@ -32,11 +32,12 @@ def ticket() -> None:
 @click.option("--tracker", type=click.Path(dir_okay=False), help="Write the SRM ID into this tracker (xlsx/csv).")
 @click.option("--out", help="With --from: a results file (.csv/.xlsx), one row per request.")
 @click.option("--json", "as_json", is_flag=True)
+@deadline_option(60)
 @srms_options
 def ticket_create(order: str | None, name: str | None, phone: str | None, address: str | None, city: str | None,
                   pincode: str | None, service: str | None, preferred_date: str | None, remarks: str,
                   from_file: str | None, tracker: str | None, out: str | None, as_json: bool,
-                  srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+                  deadline: float, srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
     """Create one ticket from options, or one per row with --from; print the Service Ticket ID.
 
     Exit 0: created (or found again); 1: invalid request or tracker conflict; 2: unusable input;
@@ -49,7 +50,7 @@ def ticket_create(order: str | None, name: str | None, phone: str | None, addres
         "service": service, "preferred_date": preferred_date, "remarks": remarks}
     if from_file and any(v for k, v in raw.items() if k != "remarks"):
         raise UsageError("give either --from FILE or the ticket options, not both.", code="usage")
-    with open_session(srms_url, token_file, state_dir, deadline=120) as session:
+    with open_session(srms_url, token_file, state_dir, deadline=deadline) as session:
         result = create_tickets(session, raw if not from_file else None, from_file=from_file, tracker=tracker,
                                 out=out)
     if as_json:
@@ -75,14 +76,15 @@ def ticket_create(order: str | None, name: str | None, phone: str | None, addres
 @ticket.command("show")
 @click.argument("ticket_id")
 @click.option("--json", "as_json", is_flag=True)
+@deadline_option(20)
 @srms_options
-def ticket_show(ticket_id: str, as_json: bool, srms_url: str | None, token_file: str | None,
+def ticket_show(ticket_id: str, as_json: bool, deadline: float, srms_url: str | None, token_file: str | None,
                 state_dir: str | None) -> None:
     """Status, sub-status, SPD and history of a ticket (Service Ticket ID or BK- reference)."""
     from fhs_bulk.privacy import mask_phone
     from fhs_bulk.tickets.single import show_ticket
 
-    with open_session(srms_url, token_file, state_dir, deadline=60) as session:
+    with open_session(srms_url, token_file, state_dir, deadline=deadline) as session:
         t = show_ticket(session, ticket_id)
     data = t.model_dump()
     data["phone"] = mask_phone(data["phone"])

@@ -8,7 +8,7 @@ import sys
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import open_session, srms_options
+from fhs_bulk.cli._common import deadline_option, open_session, srms_options
 from fhs_bulk.errors import UsageError
 
 
@@ -59,9 +59,10 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a report: FILE.xlsx or FILE.html.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (deterministic).")
 @click.option("--concurrency", default=4, show_default=True, help="Ticket queries in flight.")
+@deadline_option(60)
 @srms_options
 def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, write: bool, report: str | None,
-                      as_json: bool, concurrency: int, srms_url: str | None, token_file: str | None,
+                      as_json: bool, concurrency: int, deadline: float, srms_url: str | None, token_file: str | None,
                       state_dir: str | None) -> None:
     """Check every tracker row against SRMS and say what support does next.
 
@@ -85,7 +86,7 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         from fhs_bulk.sheets.write import check_writable
 
         check_writable(report, what="--report", table=False)
-    with open_session(srms_url, token_file, state_dir, deadline=300, connections=max(4, concurrency)) as session:
+    with open_session(srms_url, token_file, state_dir, deadline=deadline, connections=max(4, concurrency)) as session:
         result = reconcile(session, tracker_path, as_of=day, stuck_days=stuck_days, write=write,
                            concurrency=concurrency)
     if report:

@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import is_terminal, open_session, setup_logging, srms_options, stderr_console, without_pandas
+from fhs_bulk.cli._common import (
+    is_terminal,
+    open_session,
+    setup_logging,
+    srms_options,
+    stderr_console,
+    stop_on_signals,
+    without_pandas,
+)
 
 PROBLEMS_SHOWN = 10
 
@@ -48,7 +56,7 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
     options.check()
     with open_session(srms_url, token_file, state_dir, deadline=deadline,
-                      connections=max(4, concurrency * 2)) as session:
+                      connections=max(4, concurrency * 2)) as session, stop_on_signals(session):
         if not quiet:
             click.echo(f"SRMS: {session.description}", err=True)
         if live:
@@ -56,6 +64,15 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
                                                                 options=options, progress=progress))
         else:
             result = run_upload(session, sheet, out=out, out_worksheet=out_worksheet, options=options)
+    c = result.counts
+    ctx.obj["outcome"] = (f"{'dry run; ' if result.dry_run else ''}registered {c.get('registered', 0)}, already "
+                          f"{c.get('already-registered', 0)}, rejected {c.get('rejected', 0)}, invalid "
+                          f"{c.get('invalid', 0)}, failed {c.get('failed', 0)} in {result.elapsed:.1f}s"
+                          + (f"; results {result.out}" if result.out else ""))
+    if result.interrupted:
+        click.echo(f"error: {'terminated' if result.interrupted == 15 else 'interrupted'}: orders not confirmed are "
+                   f"'failed' in {result.out or 'the results'}; run the same command again to finish "
+                   f"[{'terminated' if result.interrupted == 15 else 'interrupted'}]", err=True)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
     if not quiet:

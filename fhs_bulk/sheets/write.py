@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,16 +12,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fhs_bulk.errors import OutputError
+from fhs_bulk.errors import DiskFull, OutputError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # a BOM and zero-width characters a cell may start with
 
 
 def defuse(value: Any) -> Any:
-    """Text a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    """Text a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP CSV injection),
+    also when its first visible character comes after a BOM or zero-width character."""
+    if isinstance(value, str) and value.lstrip(INVISIBLE).startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def output_error(path: str | Path, exc: OSError, *, what: str = "output") -> OutputError:
+    """The error for a failed write: a full disk names the directory and says what to do."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{what} {target}: the disk is full in {directory.resolve()}. Free space there and run the "
+                        "same command again.", code="disk-full", path=str(target))
+    return OutputError(f"{what} {target}: cannot write ({exc.strerror}).", code="output-unwritable",
+                       path=str(target))
 
 
 @contextmanager
@@ -29,7 +44,10 @@ def atomic_path(path: str | Path, *, backup: bool = False) -> Iterator[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{target}: the directory {parent} does not exist.", code="output-dir-missing")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise output_error(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -75,7 +93,7 @@ def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequenc
             else:
                 _write_xlsx(tmp, columns, rows, sheet_title)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror}).", code="output-unwritable") from exc
+        raise output_error(path, exc) from None
     return Path(path)
 
 
@@ -109,7 +127,12 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]
                 cell.data_type = "s"
             out.append(cell)
         ws.append(out)
-    wb.save(path)
+    # Saved to memory first: a full disk then fails one plain write, not a half-written zip whose
+    # finaliser complains again later ("Exception ignored in ZipFile.__del__").
+    buf = io.BytesIO()
+    wb.save(buf)
+    with open(path, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def check_writable(path: str | Path, *, what: str = "output", table: bool = True) -> None:

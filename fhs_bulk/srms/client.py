@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,9 +14,9 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from fhs_bulk.errors import SrmsError, SrmsUnavailable
+from fhs_bulk.errors import Interrupted, SrmsError, SrmsUnavailable
 from fhs_bulk.srms import schemas as s
 
 log = logging.getLogger("fhs_bulk.srms")
@@ -63,13 +64,17 @@ def _reason(exc: BaseException | None) -> str:
 
 
 class SrmsClient:
+    """Retries go on until the deadline (``attempts`` caps them only when given), honouring
+    Retry-After; ``cancel`` (a threading.Event) stops retries, waits and polls at once."""
+
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, deadline: float = 600.0,
-                 attempts: int = 8, backoff: float = 0.2, max_backoff: float = 10.0,
-                 connections: int = 16) -> None:
+                 attempts: int | None = None, backoff: float = 0.2, max_backoff: float = 10.0,
+                 connections: int = 16, cancel: threading.Event | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline = deadline
         self.deadline_at = time.monotonic() + deadline
         self.attempts = attempts
+        self.cancel = cancel or threading.Event()
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.stats = RetryStats()
@@ -101,9 +106,21 @@ class SrmsClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_backoff) + random.uniform(0, 0.05)
-        base = min(self.max_backoff, self.backoff * (2 ** (state.attempt_number - 1)))
-        return random.uniform(base / 2, base)  # jitter
+            wait = min(exc.retry_after, self.max_backoff) + random.uniform(0, 0.05)
+        else:
+            base = min(self.max_backoff, self.backoff * (2 ** (state.attempt_number - 1)))
+            wait = random.uniform(base / 2, base)  # jitter
+        return min(wait, max(0.0, self.remaining()))
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep between attempts, waking at once when the run is cancelled."""
+        if self.cancel.wait(seconds):
+            raise Interrupted("interrupted while waiting to retry SRMS", code="interrupted")
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if self.cancel.is_set() or self.remaining() <= 0:
+            return True
+        return self.attempts is not None and state.attempt_number >= self.attempts
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -116,6 +133,8 @@ class SrmsClient:
                  headers: dict[str, str] | None = None, retry: bool = True,
                  on_status: Callable[[httpx.Response], M | None] | None = None) -> M:
         def once() -> M:
+            if self.cancel.is_set():
+                raise Interrupted("interrupted before SRMS answered", code="interrupted")
             if self.remaining() <= 0:
                 raise SrmsUnavailable(f"the deadline of {self.deadline:g}s passed before SRMS answered; "
                                       "try again later")
@@ -135,17 +154,22 @@ class SrmsClient:
             return once()
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable | httpx.TransportError)),
-            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.remaining()),
+            stop=self._stop,
             wait=self._wait,
+            sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
         try:
             return retrying(once)
         except _Retryable as exc:
-            raise SrmsUnavailable(f"SRMS at {self.base_url} kept answering {exc.status} ({exc}); "
-                                  "try again later") from None
+            if self.cancel.is_set():
+                raise Interrupted("interrupted before SRMS answered", code="interrupted") from None
+            raise SrmsUnavailable(f"SRMS at {self.base_url} kept answering {exc.status} ({exc}) for "
+                                  f"{self.deadline:g}s (the deadline); try again later") from None
         except httpx.TransportError as exc:
+            if self.cancel.is_set():
+                raise Interrupted("interrupted before SRMS answered", code="interrupted") from None
             raise SrmsUnavailable(f"SRMS at {self.base_url} could not be reached ({_reason(exc)}: "
                                   f"{type(exc).__name__}); try again later") from None
 
@@ -154,9 +178,16 @@ class SrmsClient:
     def health(self) -> s.Health:
         return self._request("GET", "/healthz", s.Health)
 
-    def ping(self) -> s.Health:
-        """Fail fast on a wrong URL or token, before any work."""
-        return self._request("GET", f"{s.API_PREFIX}/ping", s.Health)
+    def ping(self, budget: float = 120.0) -> s.Health:
+        """Fail fast on a wrong URL or token, before any work; an SRMS that stays down is given up on
+        after ``budget`` seconds (or the deadline, if sooner), so cron does not wait out a whole outage."""
+        saved = self.deadline_at, self.deadline
+        self.deadline = min(self.deadline, budget)
+        self.deadline_at = min(self.deadline_at, time.monotonic() + budget)
+        try:
+            return self._request("GET", f"{s.API_PREFIX}/ping", s.Health)
+        finally:
+            self.deadline_at, self.deadline = saved
 
     def create_job(self, order_ids: list[str], key: str) -> s.BulkJob:
         return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
@@ -175,7 +206,8 @@ class SrmsClient:
         while job.state != "complete":
             if self.remaining() <= 0:
                 raise SrmsUnavailable(f"job {job.job_id} did not complete within {self.deadline:g}s")
-            time.sleep(poll)
+            if self.cancel.wait(poll):
+                raise Interrupted(f"interrupted while job {job.job_id} was running", code="interrupted")
             poll = min(max_poll, poll * 2)
             job = self.get_job(job.job_id)
         return self.job_results(job.job_id)

@@ -6,6 +6,7 @@ so ``import fhs_bulk`` and every command work there too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -64,7 +65,8 @@ class RunLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": datetime.now(UTC).isoformat(timespec="seconds")}
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(info).encode())
+        with contextlib.suppress(OSError):  # holder details are a courtesy; a full disk must not stop here
+            os.write(fd, json.dumps(info).encode())
         self._fd = fd
         return self
 

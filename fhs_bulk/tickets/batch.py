@@ -76,11 +76,13 @@ def create_tickets(session: Session, request: dict[str, str | None] | None = Non
     """Create one ticket (``request``: order, name, phone, address, city, pincode, service, preferred_date,
     remarks) or one per row of ``from_file``; each exactly once, the SRM ID written to ``tracker``."""
     from fhs_bulk.errors import DataError, SrmsUnavailable
+    from fhs_bulk.sheets.ref import SheetRef
+    from fhs_bulk.sheets.write import check_writable
 
     if out is not None:
-        from fhs_bulk.sheets.write import check_writable
-
         check_writable(out, what="--out")
+    if tracker is not None and not SheetRef.parse(tracker).is_google:
+        check_writable(tracker, what="--tracker", table=False)
     clean = {k: v or "" for k, v in (request or {}).items()}
     requests = _requests_from_sheet(str(from_file)) if from_file else [(None, clean)]
     run = TicketRun()

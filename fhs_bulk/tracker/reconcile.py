@@ -257,6 +257,12 @@ def reconcile(session: Any, tracker_path: str | Any, *, as_of: date, stuck_days:
     ``Connection``); with ``write`` put status, SPD, next action and CRM tag into the tracker."""
     from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
 
+    if write:
+        from fhs_bulk.sheets.ref import SheetRef
+        from fhs_bulk.sheets.write import check_writable
+
+        if not SheetRef.parse(tracker_path).is_google:
+            check_writable(tracker_path, what="tracker", table=False)
     conn = session.srms if hasattr(session, "srms") else session
 
     tracker = load_tracker(tracker_path)

@@ -98,6 +98,11 @@ class Tracker:
             else:
                 self._save_csv()
         except OSError as exc:
+            from fhs_bulk.sheets.write import output_error
+
+            err = output_error(self.path, exc, what="tracker")
+            if err.code == "disk-full":
+                raise err from None
             raise OutputError(f"{self.path}: cannot write the tracker ({exc.strerror}).", code="tracker-write") from exc
         self._changes.clear()
         self._added.clear()

@@ -11,12 +11,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fhs_bulk.errors import DataError, Exit, SheetError, SrmsError, SrmsUnavailable, UsageError
+from fhs_bulk.errors import (
+    DataError,
+    DiskFull,
+    Exit,
+    Interrupted,
+    SheetError,
+    SrmsError,
+    SrmsUnavailable,
+    UsageError,
+)
 from fhs_bulk.sheets.ref import SheetRef
 from fhs_bulk.srms.client import new_key
 from fhs_bulk.srms.schemas import MAX_BATCH
@@ -79,9 +88,12 @@ class UploadResult:
     counts: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
     ledger_warnings: list[str] = field(default_factory=list)
+    interrupted: int | None = None  # the signal (2 SIGINT, 15 SIGTERM) that stopped the run
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 128 + self.interrupted
         if self.counts.get("failed"):
             return Exit.TRANSIENT
         if self.counts.get("invalid") or self.counts.get("rejected"):
@@ -104,7 +116,7 @@ class UploadResult:
             "rows": len(self.rows), "counts": self.counts, "sent": self.sent, "batches": self.batches,
             "resent_batches": self.resent_batches, "retries": self.retries,
             "elapsed_s": round(self.elapsed, 3), "orders_per_s": round(self.orders_per_s, 1),
-            "exit_code": int(self.exit_code),
+            "interrupted": bool(self.interrupted), "exit_code": int(self.exit_code),
         }
 
 
@@ -169,7 +181,8 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         finally:
             ledger.index(conn.identity)
         result.retries = conn.client.stats.retries
-    result.rows = _rows(report, outcome, options.dry_run)
+    stopped = conn.client.cancel.is_set()
+    result.rows = _rows(report, outcome, options.dry_run, interrupted=stopped)
     result.counts = {s: 0 for s in STATUSES} | _count(result.rows)
     result.elapsed = time.monotonic() - started
     return result
@@ -185,45 +198,84 @@ def _dry_run(conn: Connection, to_send: list[str], pending: list, outcome: dict[
                                         "already registered in SRMS (dry run)")
 
 
+GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
+
+
 def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], concurrency: int,
           outcome: dict[str, Outcome], progress: Progress | None) -> int:
+    """Send the batches, at most ``concurrency`` in flight. A cancel (Ctrl-C, SIGTERM) starts no new
+    batch and gives those in flight GRACE_S seconds; a full disk under the ledger stops sending at
+    once. Either way every batch not confirmed stays pending in the ledger for the next run."""
     total = sum(len(ids) for _, ids in work)
     done = 0
+    cancel = conn.client.cancel
     if progress:
         progress(0, total)
 
-    def run(key: str, ids: list[str]) -> tuple[str, list[str], list | None, tuple[str, str] | None]:
+    def run(key: str, ids: list[str]) -> tuple[list[Any] | None, tuple[str, str] | None]:
         try:
             res = conn.client.register(ids, key)
+        except Interrupted as exc:
+            return None, ("interrupted", exc.message)
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
-            return key, ids, None, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
+            return None, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
-        ledger.record(conn.identity, key, res.job_id, rows)
-        return key, ids, rows, None
+        ledger.record(conn.identity, key, res.job_id, rows)  # may raise DiskFull: the main loop stops
+        return rows, None
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch") as pool:
-        futures = [pool.submit(run, key, ids) for key, ids in work]
-        for fut in as_completed(futures):
-            key, ids, res, error = fut.result()
-            if res is None:
-                assert error is not None
-                code, message = error
-                log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
-                            key[:8], len(ids), message)
-                failed = ("failed", code, None, None, f"not confirmed by SRMS ({message}); safe to re-run")
-                for oid in ids:
-                    outcome.setdefault(oid, failed)
-            else:
-                for oid, status, code, ref, tid in res:
-                    message = REJECT_MESSAGES.get(code or "", "") if status == "rejected" else ""
-                    outcome[oid] = (status, code, ref, tid, message)
-            done += len(ids)
-            if progress:
-                progress(done, total)
+    queue = list(reversed(work))
+    in_flight: dict[Future[tuple[list[Any] | None, tuple[str, str] | None]], tuple[str, list[str]]] = {}
+    fatal: BaseException | None = None
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
+    grace_until: float | None = None
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < concurrency and not cancel.is_set() and fatal is None:
+                key, ids = queue.pop()
+                in_flight[pool.submit(run, key, ids)] = (key, ids)
+            if not in_flight:
+                break
+            if cancel.is_set() and grace_until is None:
+                grace_until = time.monotonic() + GRACE_S
+                log.warning("interrupted: no new batches; %d in flight get %gs to finish", len(in_flight), GRACE_S)
+            if grace_until is not None and time.monotonic() >= grace_until:
+                break
+            finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key, ids = in_flight.pop(fut)
+                try:
+                    res, error = fut.result()
+                except DiskFull as exc:
+                    fatal = fatal or exc
+                    cancel.set()  # no new batch, and the ones in flight stop retrying
+                    continue
+                if res is None:
+                    assert error is not None
+                    code, message = error
+                    if code != "interrupted":
+                        log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
+                                    key[:8], len(ids), message)
+                    failed = ("failed", code, None, None,
+                              "not confirmed: the run was interrupted; safe to re-run" if code == "interrupted"
+                              else f"not confirmed by SRMS ({message}); safe to re-run")
+                    for oid in ids:
+                        outcome.setdefault(oid, failed)
+                else:
+                    for oid, status, code, ref, tid in res:
+                        message = REJECT_MESSAGES.get(code or "", "") if status == "rejected" else ""
+                        outcome[oid] = (status, code, ref, tid, message)
+                done += len(ids)
+                if progress:
+                    progress(done, total)
+    finally:
+        # Threads still in a request are left to finish on their own (their batches stay pending).
+        pool.shutdown(wait=not cancel.is_set(), cancel_futures=True)
+    if fatal is not None:
+        raise fatal
     return total
 
 
-def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool) -> list[RowResult]:
+def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool, *, interrupted: bool = False) -> list[RowResult]:
     first_error = report.first_error_by_row()
     rows: list[RowResult] = []
     if report.row_numbers is None:
@@ -240,8 +292,10 @@ def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool) -> list[RowRe
         o = outcome.get(oid)
         if o is None:
             status = "would-send" if dry_run else "failed"
-            rows.append(RowResult(row, oid, status, None if dry_run else "not-sent", None, None,
-                                  "would be sent" if dry_run else "not sent; safe to re-run"))
+            code = None if dry_run else ("interrupted" if interrupted else "not-sent")
+            rows.append(RowResult(row, oid, status, code, None, None,
+                                  "would be sent" if dry_run else "not sent (the run was interrupted); safe to re-run"
+                                  if interrupted else "not sent; safe to re-run"))
         else:
             rows.append(RowResult(row, oid, *o))
     return rows
@@ -292,6 +346,8 @@ def upload(session: Session, sheet: str | Path | SheetRef, *, out: str | Path | 
     with lock:
         result = upload_sheet(ref.text, session.srms, session.ledger, options, progress=progress)
         result.ledger_warnings = list(session.ledger_warnings)
+        if session.cancel.is_set():
+            result.interrupted = session.cancel_signal or 2
         if not options.dry_run:
             write_results(result, out_ref.text, worksheet=out_worksheet or "results")
     return result
