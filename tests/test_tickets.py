@@ -202,7 +202,7 @@ def test_xlsx_cell_writer_and_its_fallback(tmp_path: Path) -> None:
         t.set(row, "SRM ID", "SRM-0000000042")
         t.set(row, "Reference ID", "<&> =not a formula")
         t.add({"fk_order_id": "OD100000000000000009", "SRM ID": "SRM-0000000043", "Phone": "9876543210"})
-        t._ensure_column("Last checked")
+        t.ensure_column("Last checked")
         t.save()
         wb = load_workbook(path)
         ws = wb["Installations"]

@@ -51,7 +51,8 @@ class Group(click.Group):
                 traceback.print_exc(file=sys.stderr)
             click.echo(error_line(err), err=True)
             code = err.exit_code
-            log.error("outcome: %s [%s]", err.message, err.code)
+            if log.handlers:  # only where logging was set up (e.g. --log-file); else the line above says it
+                log.error("%s [%s]", err.message, err.code)
             ctx.exit(err.exit_code)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

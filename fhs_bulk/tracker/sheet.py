@@ -65,14 +65,14 @@ class Tracker:
             raise ValueError(f"the tool does not own the column {header!r}")
         if (row.values.get(header) or "") == (value or ""):
             return False
-        self._ensure_column(header)
+        self.ensure_column(header)
         row.values[header] = value
         self._changes[(row.index, header)] = value
         return True
 
     def add(self, values: dict[str, str]) -> TrackerRow:
         for h in values:
-            self._ensure_column(h)
+            self.ensure_column(h)
         last = max([r.sheet_row for r in self.rows] + [self.header_row])
         row = TrackerRow(len(self.rows), last + 1, dict(values))
         self.rows.append(row)
@@ -83,7 +83,8 @@ class Tracker:
     def dirty(self) -> bool:
         return bool(self._changes or self._added)
 
-    def _ensure_column(self, header: str) -> None:
+    def ensure_column(self, header: str) -> None:
+        """Add a header (an owned column the tracker lacks) at the end; written on save."""
         if header not in self.headers:
             self.headers.append(header)
 
@@ -243,8 +244,10 @@ def _load_csv(p: Path, shown: str) -> Tracker:
                          path=shown) from None
     first_end = re.search(r"\r\n|\n|\r", text)
     ending = first_end.group(0) if first_end else "\r\n"
-    first_line = text[: first_end.start()] if first_end else text
-    dialect = CsvDialect(sniff_delimiter(first_line), ending, bom)
+    # The delimiter is judged on the header line (a title row above it may hold commas of its own).
+    lines = re.split(r"\r\n|\n|\r", text[:65536])[:HEADER_SEARCH_ROWS]
+    header_line = next((line for line in lines if ORDER in line and SRM_ID in line), lines[0] if lines else "")
+    dialect = CsvDialect(sniff_delimiter(header_line), ending, bom)
     if ending == "\r":  # old Mac line endings: the csv module reads them only as a stream of lines
         text = text.replace("\r", "\n")
     try:
