@@ -97,8 +97,9 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n")
     else:
         s = result.summary()
-        click.echo(f"{tracker_path} as of {day.isoformat()} (Asia/Kolkata): {s['rows']} rows, {s['needing_attention']} need "
-                   f"attention" + (f"; {result.written} rows written" if write else ""), err=True)
+        click.echo(f"{tracker_path} as of {day.isoformat()} (Asia/Kolkata): {s['rows']} rows, "
+                   f"{s['needing_attention']} need attention" + (f"; {result.written} rows written" if write else ""),
+                   err=True)
         for code, n in s["by_finding"].items():
             click.echo(f"  {code}: {n}", err=True)
     sys.exit(result.exit_code)
