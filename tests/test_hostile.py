@@ -13,49 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from samples.hostile import (
+    encrypted_ods,
+    garbage_csv,
+    inline,
+    long_line_csv,
+    lying_sizes,
+    many_small_strings,
+    write_xlsx,
+)
+from samples.hostile import one_gib_string as build_one_gib_string
 from tests.conftest import GOOD, cli_env, run_cli
-
-CONTENT_TYPES = (b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
-                 b'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-                 b'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName='
-                 b'"/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.'
-                 b'main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
-                 b'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings'
-                 b'.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
-                 b'</Types>')
-RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
-        b'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-        b'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>')
-WORKBOOK = (b'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
-            b'2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet '
-            b'name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>')
-WB_RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
-           b'2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-           b'relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.'
-           b'openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/>'
-           b'</Relationships>')
-NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-
-
-def inline(ref: str, text: str) -> bytes:
-    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'.encode()
-
-
-def write_xlsx(path: Path, rows: list[tuple[int, list[bytes]]], shared: list[bytes] | None = None,
-               dimension: str = "A1:A2") -> Path:  # a minimal workbook, written by hand
-    body = b"".join(f'<row r="{r}">'.encode() + b"".join(cells) + b"</row>" for r, cells in rows)
-    sheet = (b'<?xml version="1.0" encoding="UTF-8"?><worksheet ' + NS + b'><dimension ref="' + dimension.encode() +
-             b'"/><sheetData>' + body + b"</sheetData></worksheet>")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", CONTENT_TYPES)
-        zf.writestr("_rels/.rels", RELS)
-        zf.writestr("xl/workbook.xml", WORKBOOK)
-        zf.writestr("xl/_rels/workbook.xml.rels", WB_RELS)
-        zf.writestr("xl/worksheets/sheet1.xml", sheet)
-        sst = b"".join(b"<si><t>" + s + b"</t></si>" for s in (shared or [b"fk_order_id"]))
-        head = b'<?xml version="1.0" encoding="UTF-8"?><sst ' + NS + b">"
-        zf.writestr("xl/sharedStrings.xml", head + sst + b"</sst>")
-    return path
 
 
 def run_bounded(*args: str, env: dict[str, str], timeout: float = 30) -> tuple[subprocess.CompletedProcess, float,
@@ -110,22 +78,7 @@ def test_a_sheet_with_wide_but_sane_columns_still_reads(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def one_gib_string(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An xlsx of about 1 MB whose shared strings part holds one 1 GiB string."""
-    p = tmp_path_factory.mktemp("bomb") / "FK_ODS_ORDER_CREATE.xlsx"
-    write_xlsx(p, [(1, [b'<c r="A1" t="s"><v>0</v></c>'])])
-    # Rebuild with the huge part streamed in (zipfile cannot replace a member).
-    big = p.with_name("big.xlsx")
-    with zipfile.ZipFile(p) as src, zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
-        for info in src.infolist():
-            if info.filename != "xl/sharedStrings.xml":
-                dst.writestr(info.filename, src.read(info))
-        with dst.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
-            fh.write(b'<?xml version="1.0" encoding="UTF-8"?><sst ' + NS + b"><si><t>")
-            chunk = b"A" * (16 << 20)
-            for _ in range(64):
-                fh.write(chunk)
-            fh.write(b"</t></si></sst>")
-    os.replace(big, p)
-    return p
+    return build_one_gib_string(tmp_path_factory.mktemp("bomb") / "FK_ODS_ORDER_CREATE.xlsx")
 
 
 @pytest.mark.slow
@@ -139,18 +92,7 @@ def test_zip_bomb_by_declared_size(one_gib_string: Path, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_zip_bomb_that_lies_about_its_size(one_gib_string: Path, tmp_path: Path) -> None:
     """The same bomb with its declared sizes rewritten to 1 KiB: the real inflated size is what counts."""
-    data = bytearray(one_gib_string.read_bytes())
-    with zipfile.ZipFile(one_gib_string) as zf:
-        info = zf.getinfo("xl/sharedStrings.xml")
-    # The local header's zip64 field holds the size in 8 bytes, the central directory in 4: rewrite
-    # every copy of the true size to 1024.
-    lying = bytes(data)
-    for width in (8, 4):
-        true_size = info.file_size.to_bytes(width, "little")
-        assert lying.count(true_size) >= 1
-        lying = lying.replace(true_size, (1024).to_bytes(width, "little"))
-    p = tmp_path / "FK_ODS_ORDER_CREATE.xlsx"
-    p.write_bytes(lying)
+    p = lying_sizes(one_gib_string, tmp_path / "FK_ODS_ORDER_CREATE.xlsx")
     with zipfile.ZipFile(p) as zf:
         assert zf.getinfo("xl/sharedStrings.xml").file_size == 1024
     res, took, rss = run_bounded("validate", str(p), env=cli_env(tmp_path))
@@ -159,32 +101,13 @@ def test_zip_bomb_that_lies_about_its_size(one_gib_string: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_many_small_strings_bomb(tmp_path: Path) -> None:
-    p = tmp_path / "FK_ODS_ORDER_CREATE.xlsx"
-    write_xlsx(p, [(1, [b'<c r="A1" t="s"><v>0</v></c>'])])
-    big = tmp_path / "big.xlsx"
-    with zipfile.ZipFile(p) as src, zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
-        for info in src.infolist():
-            if info.filename != "xl/sharedStrings.xml":
-                dst.writestr(info.filename, src.read(info))
-        with dst.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
-            fh.write(b'<?xml version="1.0" encoding="UTF-8"?><sst ' + NS + b">")
-            chunk = b"<si><t>OD</t></si>" * (1 << 20)
-            for _ in range(40):  # about 720 MiB of small strings
-                fh.write(chunk)
-            fh.write(b"</sst>")
-    os.replace(big, p)
+    p = many_small_strings(tmp_path / "FK_ODS_ORDER_CREATE.xlsx")
     res, took, rss = run_bounded("validate", str(p), env=cli_env(tmp_path))
     assert_refused(res, "sheet-too-large", p, took, rss)
 
 
 def test_csv_with_a_200_mb_line(tmp_path: Path) -> None:
-    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
-    with open(p, "wb") as fh:
-        fh.write(b"fk_order_id,remarks\n" + GOOD[0].encode() + b",ok\n" + GOOD[1].encode() + b",")
-        chunk = b"x" * (1 << 20)
-        for _ in range(200):
-            fh.write(chunk)
-        fh.write(b"\n")
+    p = long_line_csv(tmp_path / "FK_ODS_ORDER_CREATE.csv", GOOD[0], GOOD[1])
     res, took, rss = run_bounded("validate", str(p), env=cli_env(tmp_path))
     assert_refused(res, "sheet-too-large", p, took, rss)
     assert "line 3 holds a cell longer than 1 MiB" in res.stderr
@@ -192,11 +115,7 @@ def test_csv_with_a_200_mb_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_csv_with_two_million_garbage_rows_stays_bounded(tmp_path: Path) -> None:
-    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
-    with open(p, "w", encoding="utf-8") as fh:
-        fh.write("fk_order_id,remarks\n")
-        for i in range(2_000_000):
-            fh.write(f"junk{i}" + (",a,b,c\n" if i % 3 else "\n"))  # ragged rows: pyarrow declines them
+    p = garbage_csv(tmp_path / "FK_ODS_ORDER_CREATE.csv")
     res, took, rss = run_bounded("validate", str(p), "--json", env=cli_env(tmp_path), timeout=60)
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert took < 30 and rss < 1024, (took, rss)
@@ -237,14 +156,7 @@ def test_password_protected_xlsx(tmp_path: Path) -> None:
 
 
 def test_password_protected_ods(tmp_path: Path) -> None:
-    p = tmp_path / "FK_ODS_ORDER_CREATE.ods"
-    with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
-        zf.writestr("META-INF/manifest.xml", '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:'
-                    'names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="content.xml"'
-                    ' manifest:media-type="text/xml"><manifest:encryption-data manifest:checksum-type="SHA1/1K" '
-                    'manifest:checksum="x"/></manifest:file-entry></manifest:manifest>')
-        zf.writestr("content.xml", os.urandom(512))
+    p = encrypted_ods(tmp_path / "FK_ODS_ORDER_CREATE.ods")
     res, took, rss = run_bounded("validate", str(p), env=cli_env(tmp_path))
     assert_refused(res, "sheet-encrypted", p, took, rss)
 
