@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fhs_bulk.srms.client import SrmsClient
     from fhs_bulk.state.ledger import Ledger
     from fhs_bulk.state.lock import RunLock
+    from fhs_bulk.state.runs import Recording
 
 
 def default_embedded_db() -> Path:
@@ -138,6 +139,14 @@ class Session:
             self._ledger = Ledger.open(self._state(), warnings=self.ledger_warnings)
             self._stack.callback(self._ledger.close)
         return self._ledger
+
+    def record(self, command: str, args: list[str], *, sheet: str | None = None,
+               dry_run: bool = False) -> AbstractContextManager[Recording]:
+        """Record a run in the state directory's history (``fhs-bulk runs``): its start now, its end and
+        exit code when the block ends, whatever ends it."""
+        from fhs_bulk.state.runs import RunLog, recording
+
+        return recording(RunLog(self.ledger), command, args, srms=self.identity, sheet=sheet, dry_run=dry_run)
 
     def stop(self, signum: int | None = None) -> None:
         """Ask the running operation to stop (a signal handler calls this): no new batch starts."""

@@ -150,3 +150,75 @@ def print_findings_table(findings: list[Any], title: str, limit: int, *, see: st
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def notify_options(f: Any) -> Any:
+    """--notify TARGET (repeatable; FHS_NOTIFY; config `notify = [...]`) and --notify-on."""
+    f = click.option("--notify-on", type=click.Choice(["always", "problems", "failure"]), default="problems",
+                     show_default=True, help="When to notify: always; problems (exit not 0); failure (exit 2 and "
+                                             "up: the run itself failed).")(f)
+    return click.option("--notify", "notify", multiple=True, metavar="TARGET",
+                        help="https:// webhook URL (Slack, Google Chat) or mailto:ADDRESS; repeatable "
+                             "[env FHS_NOTIFY, comma-separated].")(f)
+
+
+def run_args() -> list[str]:
+    """The command line as recorded in the run history: phone numbers masked, no token ever."""
+    from fhs_bulk.privacy import mask_phone
+
+    args = sys.argv[1:]
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            out.append("***")
+            skip = False
+            continue
+        if a in ("--token",):
+            skip = True
+        out.append(mask_phone(a))
+    return out
+
+
+@contextlib.contextmanager
+def recorded_run(session: Any, command: str, *, sheet: str | None = None, dry_run: bool = False,
+                 notify: tuple[str, ...] = (), notify_on: str = "problems") -> Iterator[Any]:
+    """Record the run in the history and, when it ends (however it ends), notify whoever asked.
+
+    The command sets ``rec.exit_code``, ``rec.counts``, ``rec.outputs`` and ``rec.rows`` as it learns them.
+    """
+    import socket
+
+    from fhs_bulk import notify as notify_mod
+    from fhs_bulk.config import load_config
+    from fhs_bulk.errors import Exit, FhsError
+
+    config = load_config()
+    to = notify_mod.targets(notify, config)
+    code: int = Exit.OK
+    rec: Any = None
+    try:
+        with session.record(command, run_args(), sheet=sheet, dry_run=dry_run) as rec:
+            yield rec
+            code = rec.exit_code if rec.exit_code is not None else Exit.OK
+    except FhsError as exc:
+        code = exc.exit_code
+        raise
+    except KeyboardInterrupt:
+        code = Exit.INTERRUPTED
+        raise
+    except Exception:
+        code = Exit.INTERNAL
+        raise
+    finally:
+        if to and notify_mod.wanted(notify_on, code):
+            problems = []
+            if rec is not None and rec.rows and rec.columns and "status" in rec.columns:
+                s, r = rec.columns.index("status"), rec.columns.index("row")
+                problems = [row[r] for row in rec.rows if row[s] in ("rejected", "invalid", "conflict")]
+            summary = notify_mod.Summary(command, sheet, int(code), rec.run_id if rec else None,
+                                         dict(rec.counts) if rec else {}, problems,
+                                         (rec.outputs.get("results") or rec.outputs.get("report")) if rec else None,
+                                         socket.gethostname())
+            for warning in notify_mod.send(summary, to, config):
+                click.echo(f"warning: {warning}", err=True)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import deadline_option, open_session, srms_options
+from fhs_bulk.cli._common import deadline_option, notify_options, open_session, recorded_run, srms_options
 from fhs_bulk.errors import UsageError
 
 
@@ -33,26 +33,38 @@ def ticket() -> None:
 @click.option("--out", help="With --from: a results file (.csv/.xlsx), one row per request.")
 @click.option("--json", "as_json", is_flag=True)
 @deadline_option(60)
+@notify_options
 @srms_options
 def ticket_create(order: str | None, name: str | None, phone: str | None, address: str | None, city: str | None,
                   pincode: str | None, service: str | None, preferred_date: str | None, remarks: str,
-                  from_file: str | None, tracker: str | None, out: str | None, as_json: bool,
-                  deadline: float, srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+                  from_file: str | None, tracker: str | None, out: str | None, as_json: bool, deadline: float,
+                  notify: tuple[str, ...], notify_on: str, srms_url: str | None, token_file: str | None,
+                  state_dir: str | None) -> None:
     """Create one ticket from options, or one per row with --from; print the Service Ticket ID.
 
     Exit 0: created (or found again); 1: invalid request or tracker conflict; 2: unusable input;
     3: SRMS unreachable.
     """
-    from fhs_bulk.tickets.batch import create_tickets
+    from fhs_bulk.privacy import mask_phone
+    from fhs_bulk.tickets.batch import OUT_COLUMNS, create_tickets
 
     raw: dict[str, str | None] = {
         "order": order, "name": name, "phone": phone, "address": address, "city": city, "pincode": pincode,
         "service": service, "preferred_date": preferred_date, "remarks": remarks}
     if from_file and any(v for k, v in raw.items() if k != "remarks"):
         raise UsageError("give either --from FILE or the ticket options, not both.", code="usage")
-    with open_session(srms_url, token_file, state_dir, deadline=deadline) as session:
+    with open_session(srms_url, token_file, state_dir, deadline=deadline) as session, \
+            recorded_run(session, "ticket create", sheet=from_file, notify=notify, notify_on=notify_on) as rec:
         result = create_tickets(session, raw if not from_file else None, from_file=from_file, tracker=tracker,
                                 out=out)
+        rec.exit_code = result.exit_code
+        rec.counts = {}
+        for o in result.outcomes:
+            rec.counts[o.status] = rec.counts.get(o.status, 0) + 1
+        rec.outputs = {k: v for k, v in (("results", out), ("tracker", tracker)) if v}
+        rec.columns = OUT_COLUMNS
+        rec.rows = [[o.row, o.order, o.status, o.code, o.ticket_id, o.tracker, mask_phone(o.message)]
+                    for o in result.outcomes]
     if as_json:
         doc = result.as_dict()
         sys.stdout.write(json.dumps(doc if from_file else doc["tickets"][0]) + "\n")

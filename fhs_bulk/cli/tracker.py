@@ -8,7 +8,7 @@ import sys
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import deadline_option, open_session, srms_options
+from fhs_bulk.cli._common import deadline_option, notify_options, open_session, recorded_run, srms_options
 from fhs_bulk.errors import UsageError
 
 
@@ -22,9 +22,10 @@ def tracker() -> None:
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), help="An upload results file.")
 @click.option("--from-ledger", is_flag=True, help="Take every registration the local ledger knows.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: counts and conflicts.")
+@notify_options
 @srms_options
-def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, as_json: bool,
-                   srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, as_json: bool, notify: tuple[str, ...],
+                   notify_on: str, srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
     """Fill Reference ID and SRM ID from upload results; add rows for orders not yet in the tracker.
 
     Exit 0: no conflict; 1: some rows hold a different ID (left alone, listed); 2: unusable input.
@@ -33,12 +34,17 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
 
     if bool(from_file) == from_ledger:
         raise UsageError("give exactly one of --from RESULTS or --from-ledger.", code="usage")
-    if from_file:
-        registrations = trk.registrations_from_results(from_file)
-    else:
-        with open_session(srms_url, token_file, state_dir) as session:
+    with open_session(srms_url, token_file, state_dir) as session, \
+            recorded_run(session, "tracker update", sheet=tracker_path, notify=notify, notify_on=notify_on) as rec:
+        if from_file:
+            registrations = trk.registrations_from_results(from_file)
+        else:
             registrations = trk.registrations_from_ledger(session)
-    result = trk.update_tracker(tracker_path, registrations)
+        result = trk.update_tracker(tracker_path, registrations)
+        rec.exit_code = result.exit_code
+        rec.counts = {"updated": result.updated, "added": result.added, "unchanged": result.unchanged,
+                      "conflicts": len(result.conflicts)}
+        rec.outputs = {"tracker": tracker_path}
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
     else:
@@ -60,10 +66,11 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (deterministic).")
 @click.option("--concurrency", default=4, show_default=True, help="Ticket queries in flight.")
 @deadline_option(60)
+@notify_options
 @srms_options
 def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, write: bool, report: str | None,
-                      as_json: bool, concurrency: int, deadline: float, srms_url: str | None, token_file: str | None,
-                      state_dir: str | None) -> None:
+                      as_json: bool, concurrency: int, deadline: float, notify: tuple[str, ...], notify_on: str,
+                      srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
     """Check every tracker row against SRMS and say what support does next.
 
     Exit 0: nothing needs attention; 1: findings (the worklist is not empty); 2: unusable tracker or
@@ -86,13 +93,19 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         from fhs_bulk.sheets.write import check_writable
 
         check_writable(report, what="--report", table=False)
-    with open_session(srms_url, token_file, state_dir, deadline=deadline, connections=max(4, concurrency)) as session:
+    with open_session(srms_url, token_file, state_dir, deadline=deadline, connections=max(4, concurrency)) as session, \
+            recorded_run(session, "tracker reconcile", sheet=tracker_path, notify=notify, notify_on=notify_on) as rec:
         result = reconcile(session, tracker_path, as_of=day, stuck_days=stuck_days, write=write,
                            concurrency=concurrency)
-    if report:
-        from fhs_bulk.tracker.report import write_report
+        if report:
+            from fhs_bulk.tracker.report import write_report
 
-        write_report(result, report)
+            write_report(result, report)
+        summary = result.summary()
+        rec.exit_code = result.exit_code
+        rec.counts = {"rows": summary["rows"], "needing attention": summary["needing_attention"],
+                      **summary["by_finding"]}
+        rec.outputs = {k: v for k, v in (("report", report), ("tracker", tracker_path if write else None)) if v}
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n")
     else:

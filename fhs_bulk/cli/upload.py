@@ -12,7 +12,9 @@ import click
 from fhs_bulk.cli._app import main
 from fhs_bulk.cli._common import (
     is_terminal,
+    notify_options,
     open_session,
+    recorded_run,
     setup_logging,
     srms_options,
     stderr_console,
@@ -36,18 +38,20 @@ PROBLEMS_SHOWN = 10
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append the full log to FILE.")
 @click.option("--deadline", default=1800.0, show_default=True, help="Give up retrying after this many seconds.")
+@notify_options
 @srms_options
 @click.pass_context
 def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str | None, dry_run: bool,
            batch_size: int, concurrency: int, strict: bool, as_json: bool, quiet: bool, log_file: str | None,
-           deadline: float, srms_url: str | None, token_file: str | None, state_dir: str | None) -> None:
+           deadline: float, notify: tuple[str, ...], notify_on: str, srms_url: str | None, token_file: str | None,
+           state_dir: str | None) -> None:
     """Register every valid order of SHEET with SRMS and write one reference ID per order.
 
     Exit 0: all registered; 1: some rows invalid or rejected; 2: unusable sheet, options or outputs;
     3: some orders failed for transient reasons (re-run later); 4: another run holds the lock;
     130/143: interrupted (confirmed rows are in the results; re-run to finish).
     """
-    from fhs_bulk.upload.run import UploadOptions
+    from fhs_bulk.upload.run import RESULT_COLUMNS, UploadOptions
     from fhs_bulk.upload.run import upload as run_upload
 
     without_pandas()
@@ -56,7 +60,8 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
     options.check()
     with open_session(srms_url, token_file, state_dir, deadline=deadline,
-                      connections=max(4, concurrency * 2)) as session, stop_on_signals(session):
+                      connections=max(4, concurrency * 2)) as session, stop_on_signals(session), \
+            recorded_run(session, "upload", sheet=sheet, dry_run=dry_run, notify=notify, notify_on=notify_on) as rec:
         if not quiet:
             click.echo(f"SRMS: {session.description}", err=True)
         if live:
@@ -64,6 +69,9 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
                                                                 options=options, progress=progress))
         else:
             result = run_upload(session, sheet, out=out, out_worksheet=out_worksheet, options=options)
+        rec.exit_code, rec.counts = result.exit_code, dict(result.counts)
+        rec.outputs = {"results": result.out} if result.out else {}
+        rec.columns, rec.rows = RESULT_COLUMNS, [r.as_list() for r in result.rows]
     c = result.counts
     ctx.obj["outcome"] = (f"{'dry run; ' if result.dry_run else ''}registered {c.get('registered', 0)}, already "
                           f"{c.get('already-registered', 0)}, rejected {c.get('rejected', 0)}, invalid "

@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +132,16 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def lock_db(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for reads, held against the upload's threads."""
+        with self._lock:
+            yield self.db
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        """One durable transaction (fsynced), for other state kept in this database (run history)."""
+        self._tx(fn)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], None], *, durable: bool = True) -> None:
         """One transaction. ``durable`` ones are fsynced at commit; the others survive a crash of this
