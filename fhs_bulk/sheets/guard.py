@@ -168,14 +168,15 @@ def _inflate(fh: BinaryIO, info: zipfile.ZipInfo, shown: str, cap: int, limit: s
             break
         left -= len(chunk)
         try:
-            piece = inflater.decompress(chunk, cap + 1 - out)
+            # At most 4 MiB out per call: a bomb never gets a big buffer, only a count.
+            piece = inflater.decompress(chunk, 4 * MiB)
             while True:
                 out += len(piece)
                 if keep:
                     parts.append(piece)
                 if not inflater.unconsumed_tail or out > cap:
                     break
-                piece = inflater.decompress(inflater.unconsumed_tail, cap + 1 - out)
+                piece = inflater.decompress(inflater.unconsumed_tail, 4 * MiB)
         except zlib.error:
             return out, None  # damaged: the parser reports it
         if out > cap:
