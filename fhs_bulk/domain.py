@@ -141,42 +141,102 @@ class L1Rule(NamedTuple):
     condition: str
     next_action: str
     crm_tag: str
+    action: str = "inform"  # machine-readable: what kind of step (see ACTION_CODES)
+
+
+# What each rule's step is, as a code an analyst can filter on; the ones a command carries out name it.
+ACTION_CODES: dict[str, str] = {
+    "reschedule": "fhs-bulk ticket reschedule {id} --date YYYY-MM-DD",
+    "cancel": "fhs-bulk ticket cancel {id}",
+    "reopen": "fhs-bulk ticket reopen {id}",
+    "escalate-l2": "",  # in Kapture, outside SRMS
+    "deny": "",  # tell the customer; nothing to do in SRMS
+    "inform": "",  # tell the customer the status or date
+    "fix-tracker": "",  # the tracker row itself is wrong
+    "none": "",
+}
 
 
 # The L1 process table (installation and maintenance). First match wins.
 L1_RULES: tuple[L1Rule, ...] = (
     L1Rule("CANCELED", None, ANY, "tell customer, check refund, ask for a fresh order",
            "Inbound >> Enquiry >> Enquiry about the cancellation >> Resolved"),
-    L1Rule("CREATED", None, SPD_BREACHED, "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("CREATED", None, SPD_BREACHED, "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD,
+           "escalate-l2"),
     L1Rule("SERVICE_PENDING", "VENDOR_OFFLOAD", SPD_BREACHED,
-           "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+           "apologise, escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD, "escalate-l2"),
     L1Rule("CREATED", None, SPD_NOT_BREACHED, "tell customer the SPD",
            "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
     L1Rule("SERVICE_PENDING", "VENDOR_OFFLOAD", SPD_NOT_BREACHED, "tell customer the SPD",
            "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"),
-    L1Rule("ALLOCATED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
-    L1Rule("ALLOCATED", None, SPD_NOT_BREACHED, "reschedule if the customer asks", TAG_RESCHEDULE),
-    L1Rule("RESCHEDULED", "TECHNICIAN_RESCHEDULE", ANY, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+    L1Rule("ALLOCATED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD, "escalate-l2"),
+    L1Rule("ALLOCATED", None, SPD_NOT_BREACHED, "reschedule if the customer asks", TAG_RESCHEDULE, "reschedule"),
+    L1Rule("RESCHEDULED", "TECHNICIAN_RESCHEDULE", ANY, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD,
+           "escalate-l2"),
     L1Rule("RESCHEDULED", "CUSTOMER_RESCHEDULE", RESCHEDULE_BREACHED,
            "apologise, agree a new date or escalate",
-           "Reschedule, or Inbound >> Complaint >> Fake status updated by technician >> Unresolved"),
+           "Reschedule, or Inbound >> Complaint >> Fake status updated by technician >> Unresolved", "reschedule"),
     L1Rule("RESCHEDULED", "CUSTOMER_RESCHEDULE", RESCHEDULE_NOT_BREACHED,
-           "tell customer the rescheduled date; reschedule if they ask", TAG_RESCHEDULE),
+           "tell customer the rescheduled date; reschedule if they ask", TAG_RESCHEDULE, "reschedule"),
     L1Rule("RESCHEDULED", "CUSTOMER_NOT_RESPONDING", ANY, "reschedule; ask for an alternate number",
-           "Reschedule, or Inbound >> Complaint >> Fake closure/ Fake Status >> Unresolved"),
+           "Reschedule, or Inbound >> Complaint >> Fake closure/ Fake Status >> Unresolved", "reschedule"),
     L1Rule("COMPLETED", None, WITHIN_WARRANTY, "customer may reopen via self-serve",
-           "Inbound >> Request >> Request to reopen ticket >> Resolved"),
+           "Inbound >> Request >> Request to reopen ticket >> Resolved", "reopen"),
     L1Rule("COMPLETED", None, AFTER_WARRANTY, "service warranty over: deny",
-           "Inbound >> Enquiry >> Post Policy-Service Denial"),
+           "Inbound >> Enquiry >> Post Policy-Service Denial", "deny"),
 )
 
 # States the L1 table says nothing about. Not from the seed's table: what support can still do.
 FALLBACK_RULES: tuple[L1Rule, ...] = (
     L1Rule("CANCEL_INITIATED", None, ANY,
-           "cancellation in progress: tell the customer; an agent can cancel only in this state", ""),
-    L1Rule("RESCHEDULED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD),
+           "cancellation in progress: tell the customer; an agent can cancel only in this state", "", "cancel"),
+    L1Rule("RESCHEDULED", None, SPD_BREACHED, "escalate to L2, share Oathkeeper TAT", TAG_OUT_OF_SPD, "escalate-l2"),
     L1Rule("RESCHEDULED", None, SPD_NOT_BREACHED, "tell customer the reason (see remarks) and the SPD", ""),
     L1Rule("PICKUP", None, ANY, "repair: product being picked up; share the SPD", ""),
     L1Rule("WORKSHOP", None, ANY, "repair in the workshop: share the stage and the SPD", ""),
     L1Rule("DROP", None, ANY, "repair: product on its way back; share the SPD", ""),
 )
+
+
+# ---------------------------------------------------------------- actions on a ticket
+# "Reschedule >> Select date (Preferred date) >> Remarks >> Submit"; "Cancel SVC >> Cancel Reason
+# Customer_Not_Ready >> Remark Cancel >> Submit. Only applicable to tickets in cancel initiated state";
+# Reopen: a COMPLETED ticket within the 30-day warranty gives a new ticket (DOMAIN.md, "Actions").
+
+
+class ActionRule(NamedTuple):
+    action: str
+    allowed_from: frozenset[str] | None  # statuses it may start from; None: any not in refused_from
+    refused_from: frozenset[str]
+    refusal_code: str  # the SRMS error code when the ticket is in another state
+    rule: str  # the process document's words, quoted in refusals
+    result: tuple[str, str | None]  # (status, sub-status) after; sub-status None: the cancel reason
+
+
+ACTION_RULES: tuple[ActionRule, ...] = (
+    ActionRule("reschedule", None, frozenset({"COMPLETED", "CANCELED", "CANCEL_INITIATED"}), "ticket-not-open",
+               "only an open ticket can be rescheduled (not COMPLETED, CANCELED or CANCEL_INITIATED)",
+               ("RESCHEDULED", "CUSTOMER_RESCHEDULE")),
+    ActionRule("cancel", frozenset({"CANCEL_INITIATED"}), frozenset(), "ticket-not-cancel-initiated",
+               "Cancel SVC is only applicable to tickets in cancel initiated state", ("CANCELED", None)),
+    ActionRule("reopen", frozenset({"COMPLETED"}), frozenset(), "ticket-not-completed",
+               "only a COMPLETED ticket can be reopened (within 30 days of the day of service)",
+               ("CREATED", "NOT_APPLICABLE")),
+)
+ACTIONS: dict[str, ActionRule] = {r.action: r for r in ACTION_RULES}
+
+RESCHEDULE_HORIZON_DAYS = 30  # a reschedule date is today .. today + 30 days (Asia/Kolkata)
+CANCEL_REASONS: tuple[str, ...] = ("CUSTOMER_NOT_READY", "CUSTOMER_NOT_RESPONDING")
+DEFAULT_CANCEL_REASON = "CUSTOMER_NOT_READY"
+DEFAULT_CANCEL_REMARKS = "Cancel"
+WARRANTY_EXPIRED = "warranty-expired"  # "post policy service denial"
+
+
+def action_refusal(action: str, status: str) -> ActionRule | None:
+    """The rule that refuses ``action`` on a ticket in ``status``, or None when the state allows it."""
+    rule = ACTIONS[action]
+    if rule.allowed_from is not None and status not in rule.allowed_from:
+        return rule
+    if status in rule.refused_from:
+        return rule
+    return None

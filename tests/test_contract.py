@@ -33,7 +33,8 @@ def test_order_template_formats_the_id_column_as_text() -> None:
 def test_tracker_headers_are_the_contract() -> None:
     assert contract.tracker_headers() == [
         "fk_order_id", "SRM ID", "Reference ID", "Service", "Customer name", "Phone", "Pincode", "Preferred date",
-        "Status", "Sub-status", "SPD", "SPD breached", "Next action", "CRM tag", "Last checked", "Remarks"]
+        "Status", "Sub-status", "SPD", "SPD breached", "Next action", "CRM tag", "Last checked", "Earlier SRM IDs",
+        "Remarks"]
     assert "Remarks" not in contract.tracker_owned_headers()
     assert "fk_order_id" not in contract.tracker_owned_headers()
 

@@ -64,6 +64,7 @@ class TrackerRow(BaseModel):
     next_action: str | None = _col("Next action", "what L1 support does next")
     crm_tag: str | None = _col("CRM tag", "Kapture tagging for that action")
     last_checked: str | None = _col("Last checked", "when the row was last reconciled")
+    earlier_srm_ids: str | None = _col("Earlier SRM IDs", "SRM IDs this order had before a reopen, oldest first")
     remarks: str | None = _col("Remarks", "free text for people", owned=False)
 
 

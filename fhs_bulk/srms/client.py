@@ -238,6 +238,20 @@ class SrmsClient:
         except _NotFound:
             return None
 
+    def act(self, action: str, ticket_id: str, body: s.RescheduleRequest | s.CancelRequest | s.ReopenRequest,
+            key: str) -> tuple[s.Ticket, bool]:
+        """Reschedule, cancel or reopen; (the ticket after it, or the new one for a reopen; done now).
+        A replay (same key and body) answers 200 with the first answer."""
+        replayed: list[bool] = []
+
+        def note(resp: httpx.Response) -> None:
+            replayed.append(resp.headers.get("Idempotent-Replayed") == "true")
+
+        ticket = self._request("POST", f"{s.API_PREFIX}/tickets/{ticket_id}/{action}", s.Ticket,
+                               json=body.model_dump(mode="json", exclude_none=True),
+                               headers={"Idempotency-Key": key}, on_status=note)
+        return ticket, not replayed[-1]
+
     def query_tickets(self, ids: list[str]) -> s.Tickets:
         return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.Tickets, json={"ids": ids})
 

@@ -105,6 +105,35 @@ class TicketCreate(_Model):
     remarks: Annotated[str, Field(max_length=2000)] = ""
 
 
+Day = date  # a field named `date` must not shadow the type
+Phone = Annotated[str, Field(pattern=r"^[6-9][0-9]{9}$", description="10-digit Indian mobile number")]
+
+
+class RescheduleRequest(_Model):
+    """Reschedule >> Select date (preferred date) >> Remarks >> Submit."""
+
+    date: Day
+    remarks: Annotated[str, Field(max_length=2000)] = ""
+
+
+class CancelRequest(_Model):
+    """Cancel SVC >> Cancel Reason >> Remark >> Submit (only from CANCEL_INITIATED)."""
+
+    reason: Literal["CUSTOMER_NOT_READY", "CUSTOMER_NOT_RESPONDING"] = "CUSTOMER_NOT_READY"
+    remarks: Annotated[str, Field(max_length=2000)] = "Cancel"
+
+
+class ReopenRequest(_Model):
+    """Reopen a COMPLETED ticket within the warranty: a new ticket, optionally with new contact details."""
+
+    remarks: Annotated[str, Field(max_length=2000)] = ""
+    phone: Phone | None = None
+    alternate_phone: Phone | None = None
+    address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    city: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    pincode: Annotated[str, Field(pattern=r"^[1-9][0-9]{5}$")] | None = None
+
+
 class HistoryEntry(_Model):
     at: str
     status: str
@@ -133,6 +162,9 @@ class Ticket(_Model):
     updated_at: str
     status_changed_at: str
     history: list[HistoryEntry]
+    alternate_phone: str | None = None
+    reopened_from: str | None = Field(default=None, description="the ticket this one reopens")
+    reopened_as: str | None = Field(default=None, description="the ticket that reopened this one")
 
 
 class TicketQuery(_Model):

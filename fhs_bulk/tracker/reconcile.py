@@ -54,6 +54,7 @@ class RowVerdict:
     findings: list[str] = field(default_factory=list)
     next_action: str = ""
     crm_tag: str | None = None
+    action: str = "none"  # machine-readable (domain.ACTION_CODES): reschedule, cancel, reopen, escalate-l2, ...
     days_late: int = 0
     age_days: int | None = None
     note: str = ""
@@ -61,8 +62,15 @@ class RowVerdict:
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "fk_order_id": self.fk_order_id, "srm_id": self.srm_id, "status": self.status,
                 "sub_status": self.sub_status, "spd": self.spd, "findings": self.findings,
-                "next_action": self.next_action, "crm_tag": self.crm_tag,
+                "next_action": self.next_action, "action": self.action, "command": self.command,
+                "crm_tag": self.crm_tag,
                 "days_late": self.days_late, "note": self.note}
+
+    @property
+    def command(self) -> str | None:
+        """The fhs-bulk command that carries the action out, where one exists."""
+        template = domain.ACTION_CODES.get(self.action) or ""
+        return template.format(id=self.srm_id) if template and self.srm_id else None
 
     def add_note(self, text: str) -> None:
         self.note = f"{self.note}; {text}" if self.note else text
@@ -108,10 +116,10 @@ class ReconcileResult:
         """One row per tracker row: status, findings (joined by ', '), next action, CRM tag, days late."""
         from fhs_bulk.frames import frame
 
-        cols = ["row", "fk_order_id", "srm_id", "status", "sub_status", "spd", "findings", "next_action", "crm_tag",
-                "days_late", "note"]
+        cols = ["row", "fk_order_id", "srm_id", "status", "sub_status", "spd", "findings", "next_action", "action",
+                "command", "crm_tag", "days_late", "note"]
         return frame(cols, ([r.row, r.fk_order_id, r.srm_id, r.status, r.sub_status, r.spd, ", ".join(r.findings),
-                             r.next_action, r.crm_tag, r.days_late, r.note] for r in self.rows))
+                             r.next_action, r.action, r.command, r.crm_tag, r.days_late, r.note] for r in self.rows))
 
     def as_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "summary": self.summary(), "rows": [r.as_dict() for r in self.rows]}
@@ -139,14 +147,15 @@ def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool
 
 @lru_cache(maxsize=1024)
 def next_action(status: str, sub_status: str, *, spd_breached: bool,
-                within_warranty: bool | None) -> tuple[str, str | None]:
-    """The first L1 rule (then fallback rule) matching the state and its condition."""
+                within_warranty: bool | None) -> tuple[str, str | None, str]:
+    """(next action, CRM tag, action code) of the first L1 rule (then fallback rule) matching the state
+    and its condition."""
     for rule in domain.L1_RULES + domain.FALLBACK_RULES:
         if rule.status != status or (rule.sub_status is not None and rule.sub_status != sub_status):
             continue
         if condition_holds(rule.condition, spd_breached=spd_breached, within_warranty=within_warranty):
-            return rule.next_action, rule.crm_tag or None
-    return "no L1 rule for this state: read the ticket history and remarks", None
+            return rule.next_action, rule.crm_tag or None, rule.action
+    return "no L1 rule for this state: read the ticket history and remarks", None, "none"
 
 
 def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
@@ -166,7 +175,7 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
         key = srm or ref
         if not key:
             v.findings.append("missing-srm-id")
-            v.next_action = NO_TICKET_ACTIONS["missing-srm-id"]
+            v.next_action, v.action = NO_TICKET_ACTIONS["missing-srm-id"], "fix-tracker"
             continue
         if srm and srm in first_row_of:
             v.findings.append("duplicate-srm-id")
@@ -176,7 +185,7 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
         t = tickets.get(key)
         if t is None:
             v.findings.append("unknown-ticket")
-            v.next_action = NO_TICKET_ACTIONS["unknown-ticket"]
+            v.next_action, v.action = NO_TICKET_ACTIONS["unknown-ticket"], "fix-tracker"
             continue
         v.srm_id = v.srm_id or t.ticket_id
         v.status, v.sub_status, v.spd = t.status, t.sub_status, t.spd
@@ -204,9 +213,9 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
         first = next((f for f in v.findings if f in NO_TICKET_ACTIONS), None)
         if first:
-            v.next_action, v.crm_tag = NO_TICKET_ACTIONS[first], None
+            v.next_action, v.crm_tag, v.action = NO_TICKET_ACTIONS[first], None, "fix-tracker"
         else:
-            v.next_action, v.crm_tag = next_action(t.status, t.sub_status, spd_breached=spd < as_of,
+            v.next_action, v.crm_tag, v.action = next_action(t.status, t.sub_status, spd_breached=spd < as_of,
                                                    within_warranty=within)
     return verdicts
 

@@ -12,7 +12,7 @@ from fhs_bulk.sheets.write import atomic_path, set_text
 from fhs_bulk.tracker.reconcile import FINDINGS, ReconcileResult
 
 WORKLIST_COLUMNS = ["row", "fk_order_id", "SRM ID", "Status", "Sub-status", "SPD", "Days late", "Findings",
-                    "Next action", "CRM tag", "Note"]
+                    "Next action", "Action", "Command", "CRM tag", "Note"]
 
 
 def write_report(result: ReconcileResult, path: str | Path) -> Path:
@@ -35,7 +35,7 @@ def _worklist(result: ReconcileResult) -> list[Any]:
 
 def _line(r: Any) -> list[Any]:
     return [r.row, r.fk_order_id, r.srm_id or "", r.status or "", r.sub_status or "", r.spd or "", r.days_late,
-            ", ".join(r.findings), r.next_action, r.crm_tag or "", r.note]
+            ", ".join(r.findings), r.next_action, r.action, r.command or "", r.crm_tag or "", r.note]
 
 
 def _xlsx(result: ReconcileResult, path: Path) -> None:
@@ -114,8 +114,8 @@ def _table(ws: Any, rows: list[Any]) -> None:
         for c, value in enumerate(_line(r), 1):
             set_text(ws.cell(row=ws.max_row, column=c), value)
     ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:K{max(ws.max_row, 1)}"
-    for letter, width in zip("ABCDEFGHIJK", (6, 24, 16, 16, 26, 12, 9, 30, 44, 60, 36), strict=True):
+    ws.auto_filter.ref = f"A1:M{max(ws.max_row, 1)}"
+    for letter, width in zip("ABCDEFGHIJKLM", (6, 24, 16, 16, 26, 12, 9, 30, 44, 12, 44, 60, 36), strict=True):
         ws.column_dimensions[letter].width = width
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 ORDER = "fk_order_id"
 SRM_ID = "SRM ID"
 REFERENCE_ID = "Reference ID"
+EARLIER_SRM_IDS = "Earlier SRM IDs"
 HEADER_SEARCH_ROWS = 10
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fhs_bulk import __version__
 from fhs_bulk.srms import schemas as s
 from fhs_bulk.srms.mock.errors import ApiError
-from fhs_bulk.srms.mock.store import KeyReused, OrderHasTicket, Store
+from fhs_bulk.srms.mock.store import ActionRefused, KeyReused, OrderHasTicket, Store
 
 IdempotencyKey = Annotated[str, Header(min_length=1, max_length=200, pattern=r"\S",
                                        description="any unique string (a UUID); the same key and body "
@@ -156,3 +156,50 @@ async def get_ticket(ticket_id: str, store: StoreDep) -> dict[str, Any]:
 async def query_tickets(body: s.TicketQuery, store: StoreDep) -> dict[str, Any]:
     found, unknown = store.get_tickets(body.ids)
     return {"tickets": found, "unknown": unknown}
+
+
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {409: {"model": s.ErrorBody, "description":
+                                                        "refused by a process rule: ticket-not-open, "
+                       "ticket-not-cancel-initiated, ticket-not-completed, ticket-reopened, warranty-expired, "
+                       "date-past, date-too-far, idempotency-key-reused"}}
+
+
+def _act(store: Store, action: str, key: str, ticket_id: str, body: dict[str, Any], response: Response,
+         created_status: int) -> dict[str, Any]:
+    try:
+        ticket, done = store.act(action, key.strip(), ticket_id, body)
+    except KeyReused:
+        raise ApiError(409, "idempotency-key-reused", "this Idempotency-Key was used with a different body") from None
+    except LookupError:
+        raise ApiError(404, "ticket-not-found", f"no ticket {ticket_id[:80]}") from None
+    except ActionRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
+    response.status_code = created_status if done else 200
+    if not done:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ticket
+
+
+@tickets.post("/tickets/{ticket_id}/reschedule", response_model=s.Ticket,
+              responses={**ACTION_ERRORS, 200: {"model": s.Ticket, "description": "rescheduled (or a replay)"}},
+              summary="Reschedule an open ticket to the customer's preferred date")
+async def reschedule(ticket_id: str, body: s.RescheduleRequest, response: Response, store: StoreDep,
+                     idempotency_key: IdempotencyKey) -> dict[str, Any]:
+    return _act(store, "reschedule", idempotency_key, ticket_id, body.model_dump(mode="json"), response, 200)
+
+
+@tickets.post("/tickets/{ticket_id}/cancel", response_model=s.Ticket,
+              responses={**ACTION_ERRORS, 200: {"model": s.Ticket, "description": "cancelled (or a replay)"}},
+              summary="Cancel SVC: only a ticket in CANCEL_INITIATED")
+async def cancel(ticket_id: str, body: s.CancelRequest, response: Response, store: StoreDep,
+                 idempotency_key: IdempotencyKey) -> dict[str, Any]:
+    return _act(store, "cancel", idempotency_key, ticket_id, body.model_dump(mode="json"), response, 200)
+
+
+@tickets.post("/tickets/{ticket_id}/reopen", response_model=s.Ticket, status_code=201,
+              responses={**ACTION_ERRORS, 200: {"model": s.Ticket, "description": REPLAYED}},
+              summary="Reopen a COMPLETED ticket within the warranty: a new ticket linked both ways")
+async def reopen(ticket_id: str, body: s.ReopenRequest, response: Response, store: StoreDep,
+                 idempotency_key: IdempotencyKey) -> dict[str, Any]:
+    return _act(store, "reopen", idempotency_key, ticket_id, body.model_dump(mode="json", exclude_none=True),
+                response, 201)

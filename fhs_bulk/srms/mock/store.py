@@ -32,14 +32,21 @@ CREATE TABLE IF NOT EXISTS catalogue (
 CREATE TABLE IF NOT EXISTS tickets (
     seq INTEGER PRIMARY KEY,
     ticket_id TEXT NOT NULL UNIQUE,
-    fk_order_id TEXT NOT NULL UNIQUE,
+    fk_order_id TEXT NOT NULL,
     reference_id TEXT UNIQUE,
     source TEXT NOT NULL,
     service TEXT NOT NULL, customer_name TEXT NOT NULL, phone TEXT NOT NULL, address TEXT NOT NULL,
     city TEXT NOT NULL, pincode TEXT NOT NULL, preferred_date TEXT, spd TEXT NOT NULL,
     status TEXT NOT NULL, sub_status TEXT NOT NULL, remarks TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, status_changed_at TEXT NOT NULL
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, status_changed_at TEXT NOT NULL,
+    alternate_phone TEXT, reopened_from TEXT, reopened_as TEXT
 );
+-- One ticket per order, ever; a reopen adds a new ticket linked to the old one.
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_per_order ON tickets(fk_order_id) WHERE reopened_from IS NULL;
+CREATE TABLE IF NOT EXISTS action_keys (
+    idem_key TEXT PRIMARY KEY, action TEXT NOT NULL, ticket_id TEXT NOT NULL, body_hash TEXT NOT NULL,
+    answer TEXT NOT NULL, created_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     ticket_id TEXT NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, sub_status TEXT NOT NULL,
     remark TEXT NOT NULL DEFAULT ''
@@ -57,7 +64,16 @@ CREATE TABLE IF NOT EXISTS ticket_keys (
 
 TICKET_COLUMNS = ("ticket_id", "reference_id", "fk_order_id", "source", "service", "customer_name", "phone",
                   "address", "city", "pincode", "preferred_date", "spd", "status", "sub_status", "remarks",
-                  "created_at", "updated_at", "status_changed_at")
+                  "created_at", "updated_at", "status_changed_at", "alternate_phone", "reopened_from", "reopened_as")
+
+
+class ActionRefused(Exception):
+    """A ticket action the process does not allow in the ticket's state (or after the warranty)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class KeyReused(Exception):
@@ -114,12 +130,27 @@ class Store:
         # Checkpoints copy every page a job dirtied back into the db file; with random-key indexes that
         # is most of a job's cost, so let the WAL grow to ~80 MiB between them.
         self.db.execute("PRAGMA wal_autocheckpoint=20000")
+        self._migrate()
         self.db.executescript(SCHEMA)
         self.catalogue: dict[str, tuple[str, ...]] = {}
         self._load_catalogue_cache()
 
     def close(self) -> None:
         self.db.close()
+
+    def _migrate(self) -> None:
+        """A db written before reopen existed: tickets without the link columns and with one ticket per
+        order as a table constraint. Rebuilt once, in one transaction, keeping every row."""
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(tickets)")]
+        if not cols or "reopened_from" in cols:
+            return
+        old = ", ".join(cols)
+        with self.tx() as db:
+            db.execute("ALTER TABLE tickets RENAME TO tickets_before_reopen")
+            db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS tickets"):SCHEMA.index(");", SCHEMA.index(
+                "CREATE TABLE IF NOT EXISTS tickets")) + 2])
+            db.execute(f"INSERT INTO tickets ({old}) SELECT {old} FROM tickets_before_reopen")
+            db.execute("DROP TABLE tickets_before_reopen")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -164,7 +195,8 @@ class Store:
                 chunk = unique[chunk_start:chunk_start + 900]
                 q = ",".join("?" * len(chunk))
                 for oid, ref, tid in db.execute(
-                        f"SELECT fk_order_id, reference_id, ticket_id FROM tickets WHERE fk_order_id IN ({q})", chunk):
+                        f"SELECT fk_order_id, reference_id, ticket_id FROM tickets WHERE fk_order_id IN ({q}) "
+                        "AND reopened_from IS NULL", chunk):
                     existing[oid] = (ref, tid)
             now = now_utc()
             stamp = iso(now)
@@ -242,7 +274,8 @@ class Store:
         out = []
         q = ",".join("?" * len(order_ids))
         for oid, ref, tid in self.db.execute(
-                f"SELECT fk_order_id, reference_id, ticket_id FROM tickets WHERE fk_order_id IN ({q})", order_ids):
+                f"SELECT fk_order_id, reference_id, ticket_id FROM tickets WHERE fk_order_id IN ({q}) "
+                "AND reopened_from IS NULL", order_ids):
             out.append({"fk_order_id": oid, "reference_id": ref, "ticket_id": tid})
         return out
 
@@ -256,7 +289,8 @@ class Store:
                 if row[0] != digest:
                     raise KeyReused(key)
                 return self._tickets([row[1]])[0], False
-            clash = db.execute("SELECT ticket_id FROM tickets WHERE fk_order_id=?", (req["fk_order_id"],)).fetchone()
+            clash = db.execute("SELECT ticket_id FROM tickets WHERE fk_order_id=? AND reopened_from IS NULL",
+                               (req["fk_order_id"],)).fetchone()
             if clash is not None:
                 raise OrderHasTicket(clash[0])
             now = now_utc()
@@ -276,6 +310,92 @@ class Store:
                        (tid, stamp, "CREATED", "NOT_APPLICABLE", "created as a single ticket"))
             db.execute("INSERT INTO ticket_keys VALUES (?,?,?,?)", (key, digest, tid, stamp))
         return self._tickets([tid])[0], True
+
+    # ------------------------------------------------------------ actions (reschedule, cancel, reopen)
+
+    def act(self, action: str, key: str, ticket_id: str, req: dict[str, Any], today: date | None = None
+            ) -> tuple[dict[str, Any], bool]:
+        """Carry out one action on a ticket, exactly once per Idempotency-Key: the same key and body
+        return the first answer; the same key with another body is KeyReused. The process's rules
+        (``domain.ACTION_RULES``) are enforced here, as SRMS would. Returns (ticket, done now)."""
+        digest = body_hash({"action": action, "ticket": ticket_id, **req})
+        with self.tx() as db:
+            row = db.execute("SELECT body_hash, answer FROM action_keys WHERE idem_key=?", (key,)).fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise KeyReused(key)
+                return json.loads(row[1]), False
+            found = db.execute("SELECT ticket_id, status, sub_status, status_changed_at, service, fk_order_id, "
+                               "customer_name, phone, address, city, pincode, reopened_as FROM tickets "
+                               "WHERE ticket_id=? OR reference_id=?", (ticket_id, ticket_id)).fetchone()
+            if found is None:
+                raise LookupError(ticket_id)
+            tid, status, sub, changed_at = found[0], found[1], found[2], found[3]
+            refusal = domain.action_refusal(action, status)
+            if refusal is not None:
+                raise ActionRefused(refusal.refusal_code, f"ticket {tid} is {status}/{sub}: {refusal.rule}")
+            now = now_utc()
+            stamp = iso(now)
+            today = today or now.astimezone(IST).date()
+            answer_id = tid
+            if action == "reschedule":
+                day = date.fromisoformat(str(req["date"]))
+                if day < today:
+                    raise ActionRefused("date-past", f"{day.isoformat()} is before today ({today.isoformat()}, "
+                                                     "Asia/Kolkata)")
+                if day > today + timedelta(days=domain.RESCHEDULE_HORIZON_DAYS):
+                    raise ActionRefused("date-too-far", f"{day.isoformat()} is more than "
+                                                        f"{domain.RESCHEDULE_HORIZON_DAYS} days ahead")
+                new_status, new_sub = domain.ACTIONS["reschedule"].result
+                assert new_sub is not None
+                db.execute("UPDATE tickets SET status=?, sub_status=?, spd=?, preferred_date=?, updated_at=?, "
+                           "status_changed_at=? WHERE ticket_id=?",
+                           (new_status, new_sub, day.isoformat(), day.isoformat(), stamp, stamp, tid))
+                db.execute("INSERT INTO history VALUES (?,?,?,?,?)",
+                           (tid, stamp, new_status, new_sub, req.get("remarks") or f"rescheduled to {day.isoformat()}"))
+            elif action == "cancel":
+                reason = str(req.get("reason") or domain.DEFAULT_CANCEL_REASON)
+                new_status = domain.ACTIONS["cancel"].result[0]
+                db.execute("UPDATE tickets SET status=?, sub_status=?, updated_at=?, status_changed_at=? "
+                           "WHERE ticket_id=?", (new_status, reason, stamp, stamp, tid))
+                db.execute("INSERT INTO history VALUES (?,?,?,?,?)",
+                           (tid, stamp, new_status, reason, req.get("remarks") or domain.DEFAULT_CANCEL_REMARKS))
+            else:  # reopen
+                done = db.execute("SELECT at FROM history WHERE ticket_id=? AND status='COMPLETED' "
+                                  "ORDER BY rowid DESC LIMIT 1", (tid,)).fetchone()
+                service_day = datetime.fromisoformat((done[0] if done else changed_at).replace("Z", "+00:00")
+                                                     ).astimezone(IST).date()
+                if (today - service_day).days > domain.WARRANTY_DAYS:
+                    raise ActionRefused(domain.WARRANTY_EXPIRED,
+                                        f"ticket {tid} was serviced on {service_day.isoformat()}, more than "
+                                        f"{domain.WARRANTY_DAYS} days ago: post policy service denial")
+                if found[11]:
+                    raise ActionRefused("ticket-reopened", f"ticket {tid} was already reopened as {found[11]}")
+                service, order = found[4], found[5]
+                seq = db.execute("SELECT coalesce(max(seq), 0) FROM tickets").fetchone()[0] + 1
+                new_id = ticket_id_for(seq)
+                new_status, new_sub = domain.ACTIONS["reopen"].result
+                spd = service_promised_date(None, service, now)
+                db.execute(
+                    "INSERT INTO tickets (seq, ticket_id, fk_order_id, reference_id, source, service, customer_name, "
+                    "phone, address, city, pincode, preferred_date, spd, status, sub_status, remarks, created_at, "
+                    "updated_at, status_changed_at, alternate_phone, reopened_from) "
+                    "VALUES (?,?,?,NULL,'single',?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?,?)",
+                    (seq, new_id, order, service, found[6], req.get("phone") or found[7],
+                     req.get("address") or found[8], req.get("city") or found[9], req.get("pincode") or found[10],
+                     spd, new_status, new_sub, req.get("remarks") or "", stamp, stamp, stamp,
+                     req.get("alternate_phone"), tid))
+                db.execute("UPDATE tickets SET reopened_as=?, updated_at=? WHERE ticket_id=?", (new_id, stamp, tid))
+                db.execute("INSERT INTO history VALUES (?,?,?,?,?)",
+                           (new_id, stamp, new_status, new_sub or "", f"reopened from {tid}"
+                            + (f": {req['remarks']}" if req.get("remarks") else "")))
+                db.execute("INSERT INTO history VALUES (?,?,?,?,?)",
+                           (tid, stamp, status, sub, f"reopened as {new_id}"))
+                answer_id = new_id
+            answer = self._tickets([answer_id])[0]
+            db.execute("INSERT INTO action_keys VALUES (?,?,?,?,?,?)",
+                       (key, action, tid, digest, json.dumps(answer), stamp))
+        return answer, True
 
     def get_tickets(self, ids: list[str]) -> tuple[list[dict], list[str]]:
         """Tickets by Service Ticket ID or BK- reference, in the order asked; plus the unknown IDs."""
