@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from fhs_bulk.cli._app import main
-from fhs_bulk.cli._common import deadline_option, notify_options, open_session, recorded_run, srms_options
+from fhs_bulk.cli._common import (
+    deadline_option,
+    notify_options,
+    open_session,
+    recorded_run,
+    srms_options,
+    stop_on_signals,
+)
 from fhs_bulk.errors import UsageError
 
 
@@ -101,12 +108,16 @@ def ticket_show(ticket_id: str, as_json: bool, deadline: float, srms_url: str | 
         t = show_ticket(session, ticket_id)
     data = t.model_dump()
     data["phone"] = mask_phone(data["phone"])
+    if data.get("alternate_phone"):
+        data["alternate_phone"] = mask_phone(data["alternate_phone"])
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
         return
     click.echo(f"{t.ticket_id}  {t.reference_id or ''}  order {t.fk_order_id}  {t.service}")
     click.echo(f"status {t.status} / {t.sub_status}   SPD {t.spd}   customer {t.customer_name} "
                f"{data['phone']} {t.city} {t.pincode}")
+    if t.reopened_from or t.reopened_as:
+        click.echo(f"reopened from {t.reopened_from}" if t.reopened_from else f"reopened as {t.reopened_as}")
     for h in t.history:
         click.echo(f"  {h.at}  {h.status} / {h.sub_status}  {h.remark}")
 
@@ -127,7 +138,7 @@ def _action_command(action: str, summary: str, options: list[Any]) -> None:
             raise UsageError(f"name the ticket: fhs-bulk ticket {action} SRM-0000000001 (or --from FILE).",
                              code="usage")
         request: dict[str, str | None] = {"srm_id": ticket_id, **fields}
-        with open_session(srms_url, token_file, state_dir, deadline=deadline) as session, \
+        with open_session(srms_url, token_file, state_dir, deadline=deadline) as session, stop_on_signals(session), \
                 recorded_run(session, f"ticket {action}", sheet=from_file or ticket_id, notify=notify,
                              notify_on=notify_on) as rec:
             run = run_actions(session, action, None if from_file else request, from_file=from_file,

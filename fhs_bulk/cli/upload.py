@@ -30,6 +30,8 @@ PROBLEMS_SHOWN = 10
 @click.option("--out", "out", help="Results file (.csv or .xlsx) or a Google Sheet (URL, key, gsheet:TITLE). "
                                    "Default: <sheet>.results.csv beside the sheet.")
 @click.option("--out-worksheet", help="Write the results to this worksheet of the input Google Sheet.")
+@click.option("--singles-out", type=click.Path(dir_okay=False),
+              help="Write the orders SRMS refused as service-not-bulk-eligible as a `ticket create --from` sheet.")
 @click.option("--dry-run", is_flag=True, help="Validate and look up the ledger and SRMS (read-only); send nothing.")
 @click.option("--batch-size", default=1000, show_default=True, help="Orders per SRMS bulk job (1-1000).")
 @click.option("--concurrency", default=4, show_default=True, help="Bulk jobs in flight at once.")
@@ -41,7 +43,8 @@ PROBLEMS_SHOWN = 10
 @notify_options
 @srms_options
 @click.pass_context
-def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str | None, dry_run: bool,
+def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str | None, singles_out: str | None,
+           dry_run: bool,
            batch_size: int, concurrency: int, strict: bool, as_json: bool, quiet: bool, log_file: str | None,
            deadline: float, notify: tuple[str, ...], notify_on: str, srms_url: str | None, token_file: str | None,
            state_dir: str | None) -> None:
@@ -59,6 +62,10 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
     setup_logging(quiet, log_file, ctx.obj.get("debug", False), live)
     options = UploadOptions(batch_size=batch_size, concurrency=concurrency, strict=strict, dry_run=dry_run)
     options.check()
+    if singles_out:
+        from fhs_bulk.sheets.write import check_writable
+
+        check_writable(singles_out, what="--singles-out")
     with open_session(srms_url, token_file, state_dir, deadline=deadline,
                       connections=max(4, concurrency * 2)) as session, stop_on_signals(session), \
             recorded_run(session, "upload", sheet=sheet, dry_run=dry_run, notify=notify, notify_on=notify_on) as rec:
@@ -69,8 +76,12 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
                                                                 options=options, progress=progress))
         else:
             result = run_upload(session, sheet, out=out, out_worksheet=out_worksheet, options=options)
+        if singles_out and not dry_run:
+            from fhs_bulk.upload.run import write_singles
+
+            rec.outputs["singles"] = write_singles(result, singles_out)
         rec.exit_code, rec.counts = result.exit_code, dict(result.counts)
-        rec.outputs = {"results": result.out} if result.out else {}
+        rec.outputs.update({"results": result.out} if result.out else {})
         rec.columns, rec.rows = RESULT_COLUMNS, [r.as_list() for r in result.rows]
     c = result.counts
     ctx.obj["outcome"] = (f"{'dry run; ' if result.dry_run else ''}registered {c.get('registered', 0)}, already "

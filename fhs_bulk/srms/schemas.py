@@ -71,6 +71,7 @@ class OrderOutcome(_Model):
     code: RejectCode | None = None
     reference_id: str | None = None
     ticket_id: str | None = None
+    service: str | None = Field(default=None, description="the order's service, for service-not-bulk-eligible")
 
 
 class BulkJobResults(_Model):

@@ -89,6 +89,7 @@ class UploadResult:
     warnings: int = 0
     ledger_warnings: list[str] = field(default_factory=list)
     interrupted: int | None = None  # the signal (2 SIGINT, 15 SIGTERM) that stopped the run
+    services: dict[str, str] = field(default_factory=dict)  # service-not-bulk-eligible orders' services
 
     @property
     def exit_code(self) -> int:
@@ -177,7 +178,7 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
             log.info("re-sending %d batches whose answer an earlier run never saw (same keys)", len(pending))
         log.info("sending %d orders in %d batches to %s", len(to_send) + len(in_pending), len(work), conn.description)
         try:
-            result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress)
+            result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress, result.services)
         finally:
             ledger.index(conn.identity)
         result.retries = conn.client.stats.retries
@@ -202,7 +203,7 @@ GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
 
 
 def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], concurrency: int,
-          outcome: dict[str, Outcome], progress: Progress | None) -> int:
+          outcome: dict[str, Outcome], progress: Progress | None, services: dict[str, str]) -> int:
     """Send the batches, at most ``concurrency`` in flight. A cancel (Ctrl-C, SIGTERM) starts no new
     batch and gives those in flight GRACE_S seconds; a full disk under the ledger stops sending at
     once. Either way every batch not confirmed stays pending in the ledger for the next run."""
@@ -220,6 +221,9 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
             return None, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
+        for r in res.results:
+            if r.service:
+                services[r.fk_order_id] = r.service
         ledger.record(conn.identity, key, res.job_id, rows)  # may raise DiskFull: the main loop stops
         return rows, None
 
@@ -351,6 +355,19 @@ def upload(session: Session, sheet: str | Path | SheetRef, *, out: str | Path | 
         if not options.dry_run:
             write_results(result, out_ref.text, worksheet=out_worksheet or "results")
     return result
+
+
+def write_singles(result: UploadResult, out: str | Path) -> str:
+    """The orders SRMS refused as service-not-bulk-eligible, as a ready `ticket create --from` sheet:
+    order ID and service filled, the other columns there to fill in."""
+    from fhs_bulk.sheets.write import write_table
+    from fhs_bulk.tickets.single import SHEET_COLUMNS
+
+    columns = [SHEET_COLUMNS[f][0] for f in ("order", "name", "phone", "address", "city", "pincode", "service",
+                                             "preferred_date", "remarks")]
+    rows = [[r.fk_order_id, "", "", "", "", "", result.services.get(r.fk_order_id, ""), "", ""]
+            for r in result.rows if r.code == "service-not-bulk-eligible"]
+    return str(write_table(out, columns, rows, sheet_title="single tickets"))
 
 
 def default_out(sheet: str) -> Path:

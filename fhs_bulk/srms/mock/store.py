@@ -221,7 +221,9 @@ class Store:
                 elif domain.eligible_service(cat[2]) is None:
                     code = "service-not-bulk-eligible"
                 if code is not None or cat is None:
-                    results.append([oid, "rejected", code, None, None])
+                    # A service SRMS knows but will not take in bulk: say which, for a single ticket.
+                    results.append([oid, "rejected", code, None, None]
+                                   + ([cat[2]] if code == "service-not-bulk-eligible" and cat is not None else []))
                     counts["rejected"] += 1
                     continue
                 seq += 1
@@ -267,7 +269,8 @@ class Store:
         row = self.db.execute("SELECT results FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         if row is None:
             return None
-        return [{"fk_order_id": r[0], "status": r[1], "code": r[2], "reference_id": r[3], "ticket_id": r[4]}
+        return [{"fk_order_id": r[0], "status": r[1], "code": r[2], "reference_id": r[3], "ticket_id": r[4],
+                 "service": r[5] if len(r) > 5 else None}
                 for r in json.loads(row[0])]
 
     def lookup(self, order_ids: list[str]) -> list[dict]:
