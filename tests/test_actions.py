@@ -249,3 +249,22 @@ def test_sigkill_during_500_reopens_then_rerun_leaves_one_new_ticket_each(srms_f
     assert len(links) == 500 and all(n == 1 for _, n in links)
     outcomes = json.loads(final.stdout)["outcomes"]
     assert {o["status"] for o in outcomes} <= {"done", "replayed"} and len({o["ticket_id"] for o in outcomes}) == 500
+
+
+def test_advance_moves_rescheduled_and_reopened_tickets_on(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids = registered(srms, tmp_path, 2)
+    env = cli_env(tmp_path, srms)
+    put_state(srms.db, ids[0], "ALLOCATED", "NOT_APPLICABLE")
+    put_state(srms.db, ids[1], "COMPLETED", "NOT_APPLICABLE")
+    assert run_cli("ticket", "reschedule", ids[0], *args_for("reschedule"), env=env).returncode == 0
+    reopened = json.loads(run_cli("ticket", "reopen", ids[1], "--json", env=env).stdout)["outcomes"][0]["ticket_id"]
+    srms.stop()
+    until = (today() + timedelta(days=20)).isoformat()
+    assert run_cli("srms", "advance", "--db", str(srms.db), "--until", until, "--seed", "2", env=env).returncode == 0
+    with sqlite3.connect(srms.db) as con:
+        moved = dict(con.execute("SELECT ticket_id, count(*) FROM history WHERE ticket_id IN (?, ?) "
+                                 "AND remark != 'moved by the test' GROUP BY ticket_id", (ids[0], reopened)))
+        states = dict(con.execute("SELECT ticket_id, status FROM tickets WHERE ticket_id IN (?, ?)",
+                                  (ids[0], reopened)))
+    assert states[ids[0]] != "RESCHEDULED" and moved[ids[0]] > 2
+    assert states[reopened] != "CREATED" and moved[reopened] > 1
