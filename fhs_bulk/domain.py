@@ -45,6 +45,15 @@ OTHER_SERVICES: tuple[str, ...] = (
     "Chimney Installation",
 )
 
+# Large-repair services (TV, AC, refrigerator, washing machine: "L1 PROCESS: LARGE REPAIR"); single tickets.
+LARGE_REPAIR_SERVICES: tuple[str, ...] = ("TV Repair", "AC Repair", "Refrigerator Repair", "Washing Machine Repair")
+MOBILE_REPAIR_SERVICES: tuple[str, ...] = ("Mobile Repair", "Laptop Repair")
+
+# Each service's line: whose L1 table judges its tickets.
+INSTALLATION = "installation"  # installation and maintenance
+MOBILE_REPAIR = "mobile-repair"
+LARGE_REPAIR = "large-repair"
+
 # Days from registration to the service promised date when the order names no preferred date.
 SERVICE_TAT_DAYS: dict[str, int] = {
     **{name: 2 for name in BULK_ELIGIBLE_SERVICES},
@@ -55,9 +64,21 @@ SERVICE_TAT_DAYS: dict[str, int] = {
     "Laptop Repair": 7,
     "Water Purifier Service": 3,
     "Chimney Installation": 3,
+    **{name: 3 for name in LARGE_REPAIR_SERVICES},
 }
 
-KNOWN_SERVICES: tuple[str, ...] = BULK_ELIGIBLE_SERVICES + OTHER_SERVICES
+KNOWN_SERVICES: tuple[str, ...] = BULK_ELIGIBLE_SERVICES + OTHER_SERVICES + LARGE_REPAIR_SERVICES
+SERVICE_LINES: dict[str, str] = {
+    **{name: INSTALLATION for name in KNOWN_SERVICES},
+    **{name: MOBILE_REPAIR for name in MOBILE_REPAIR_SERVICES},
+    **{name: LARGE_REPAIR for name in LARGE_REPAIR_SERVICES},
+}
+
+
+def service_line(service: str) -> str:
+    """The line a service belongs to (installation for a name SRMS does not know)."""
+    canonical = known_service(service) if service else None
+    return SERVICE_LINES.get(canonical or "", INSTALLATION)
 
 
 def service_key(name: str) -> str:
@@ -137,7 +158,7 @@ TAG_RESCHEDULE = "Reschedule >> preferred date >> Remarks >> Submit"
 
 class L1Rule(NamedTuple):
     status: str
-    sub_status: str | None  # None: any sub-status of the status
+    sub_status: str | tuple[str, ...] | None  # None: any sub-status of the status; a tuple: any of them
     condition: str
     next_action: str
     crm_tag: str
@@ -185,6 +206,55 @@ L1_RULES: tuple[L1Rule, ...] = (
     L1Rule("COMPLETED", None, AFTER_WARRANTY, "service warranty over: deny",
            "Inbound >> Enquiry >> Post Policy-Service Denial", "deny"),
 )
+
+DELIVERY_BREACHED = "delivery-breached"
+DELIVERY_NOT_BREACHED = "delivery-not-breached"
+TAG_TAT_ENQUIRY = "Inbound >> Enquiry >> Enquiry About TAT/SPD >> Resolved"
+WORKSHOP_IN_REPAIR = ("INWARD", "DIAGNOSIS", "ESTIMATION_REQUESTED", "ESTIMATION_RESPONSE_PENDING",
+                      "ESTIMATION_APPROVED",
+                      "REPAIR_IN_PROGRESS", "QC_PENDING", "QC_SUCCESS")
+DELIVERY_PENDING = ("ALLOCATED", "TECHNICIAN_REACHED_SITE", "NOT_APPLICABLE")
+DELIVERY_BUSINESS_DAYS = 1  # "the product is delivered within 1 business day" of the repair (Monday-Friday)
+REPAIR_DONE = (("WORKSHOP", "REPAIR_COMPLETED"), ("WORKSHOP", "ESTIMATION_REJECTED"))
+
+# "L1 PROCESS: MOBILE REPAIR" (mobile and laptop repair): the SPD is the pickup date. First match wins.
+MOBILE_REPAIR_RULES: tuple[L1Rule, ...] = (
+    L1Rule("CREATED", None, SPD_NOT_BREACHED, "share the pickup date",
+           "Inbound >> Enquiry >> Pickup Status Enquiry >> Resolved", "inform"),
+    L1Rule("PICKUP", "ALLOCATED", SPD_NOT_BREACHED, "share the pickup date",
+           "Inbound >> Enquiry >> Pickup Status Enquiry >> Resolved", "inform"),
+    L1Rule("CREATED", None, SPD_BREACHED, "apologise, escalate",
+           "Inbound >> Complaint >> Delay in pickup >> Unresolved", "escalate-l2"),
+    L1Rule("PICKUP", "ALLOCATED", SPD_BREACHED, "apologise, escalate",
+           "Inbound >> Complaint >> Delay in pickup >> Unresolved", "escalate-l2"),
+    L1Rule("WORKSHOP", WORKSHOP_IN_REPAIR, ANY,
+           "share the repair status; repair takes 2-3 days; estimation accepted/rejected via self-serve",
+           TAG_TAT_ENQUIRY, "inform"),
+    L1Rule("WORKSHOP", "ESTIMATION_REJECTED", ANY, "the phone comes back unrepaired; share when", TAG_TAT_ENQUIRY,
+           "inform"),
+    L1Rule("DROP", "ALLOCATED", DELIVERY_NOT_BREACHED, "share the delivery status",
+           "Inbound >> Enquiry >> Delivery Status Enquiry >> Resolved", "inform"),
+    L1Rule("DROP", DELIVERY_PENDING, DELIVERY_BREACHED, "apologise, escalate",
+           "Inbound >> Complaint >> Delay in delivery >> Unresolved", "escalate-l2"),
+    L1Rule("COMPLETED", None, WITHIN_WARRANTY, "guide the customer to reopen via self-serve",
+           "Inbound >> Request >> Request to reopen ticket >> Resolved", "reopen"),
+    L1Rule("DROP", "COMPLETED", WITHIN_WARRANTY, "guide the customer to reopen via self-serve",
+           "Inbound >> Request >> Request to reopen ticket >> Resolved", "reopen"),
+    L1Rule("COMPLETED", None, AFTER_WARRANTY, "reopen not possible",
+           "Inbound >> Enquiry >> Request to reopen ticket >> Unresolved", "deny"),
+    L1Rule("DROP", "COMPLETED", AFTER_WARRANTY, "reopen not possible",
+           "Inbound >> Enquiry >> Request to reopen ticket >> Unresolved", "deny"),
+)
+
+# "L1 PROCESS: LARGE REPAIR": the installation table, except a COMPLETED ticket after 30 days (a new
+# paid visit).
+LARGE_REPAIR_RULES: tuple[L1Rule, ...] = tuple(
+    L1Rule("COMPLETED", None, AFTER_WARRANTY, "warranty over: a new visit is charged; share the service charges",
+           "Inbound >> Enquiry >> Enquiry About Service Charges >> Resolved", "inform")
+    if (r.status, r.condition) == ("COMPLETED", AFTER_WARRANTY) else r for r in L1_RULES)
+
+L1_TABLES: dict[str, tuple[L1Rule, ...]] = {
+    INSTALLATION: L1_RULES, MOBILE_REPAIR: MOBILE_REPAIR_RULES, LARGE_REPAIR: LARGE_REPAIR_RULES}
 
 # States the L1 table says nothing about. Not from the seed's table: what support can still do.
 FALLBACK_RULES: tuple[L1Rule, ...] = (

@@ -99,8 +99,9 @@ def check_request(raw: dict[str, str], today: date | None = None) -> tuple[dict[
     if get["service"]:
         service = domain.known_service(get["service"])
         if service is None:
-            close = get_close_matches(get["service"], list(domain.KNOWN_SERVICES), n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            close = get_close_matches(get["service"], list(domain.KNOWN_SERVICES), n=3, cutoff=0.4)
+            hint = (" Nearest: " + ", ".join(f"'{c}'" for c in close) + "." if close else "") + \
+                " `fhs-bulk services` lists them all."
             problems.append(Problem("service", "service-unknown", f"unknown service '{shown(get['service'])}'.{hint}"))
     preferred = None
     if get["preferred_date"]:

@@ -21,7 +21,10 @@ FINDINGS: dict[str, str] = {
     "duplicate-srm-id": "the SRM ID is already on an earlier row",
     "order-mismatch": "the ticket belongs to another order",
     "invalid-state": "a status/sub-status pair outside the journey table",
-    "spd-breached": "the SPD is past and the ticket is neither COMPLETED nor CANCELED",
+    "spd-breached": "the SPD is past and the ticket is neither COMPLETED nor CANCELED (mobile repair: the pickup "
+                    "SPD, before pickup)",
+    "delivery-breached": "mobile repair: the repaired product is not delivered by its due date (repair done + 1 "
+                         "business day)",
     "stuck": "no status change for --stuck-days while open",
     "warranty": "COMPLETED: within 30 days of service (reopen allowed) or after (deny); informational",
 }
@@ -55,6 +58,9 @@ class RowVerdict:
     next_action: str = ""
     crm_tag: str | None = None
     action: str = "none"  # machine-readable (domain.ACTION_CODES): reschedule, cancel, reopen, escalate-l2, ...
+    line: str | None = None  # the service line whose L1 table judged the row
+    rule_source: str | None = None  # "process" (a row of the line's L1 table) or "fallback" (not from the process)
+    delivery_due: str | None = None  # mobile repair: repair done + 1 business day
     days_late: int = 0
     age_days: int | None = None
     note: str = ""
@@ -63,8 +69,8 @@ class RowVerdict:
         return {"row": self.row, "fk_order_id": self.fk_order_id, "srm_id": self.srm_id, "status": self.status,
                 "sub_status": self.sub_status, "spd": self.spd, "findings": self.findings,
                 "next_action": self.next_action, "action": self.action, "command": self.command,
-                "crm_tag": self.crm_tag,
-                "days_late": self.days_late, "note": self.note}
+                "crm_tag": self.crm_tag, "line": self.line, "rule_source": self.rule_source,
+                "delivery_due": self.delivery_due, "days_late": self.days_late, "note": self.note}
 
     @property
     def command(self) -> str | None:
@@ -133,8 +139,11 @@ def ist_date(stamp: str) -> date:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date()
 
 
-def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool | None) -> bool:
+def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool | None,
+                    delivery_breached: bool = False) -> bool:
     return {
+        domain.DELIVERY_BREACHED: delivery_breached,
+        domain.DELIVERY_NOT_BREACHED: not delivery_breached,
         domain.ANY: True,
         domain.SPD_BREACHED: spd_breached,
         domain.SPD_NOT_BREACHED: not spd_breached,
@@ -145,17 +154,38 @@ def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool
     }[condition]
 
 
+def _matches(rule: domain.L1Rule, status: str, sub_status: str) -> bool:
+    if rule.status != status:
+        return False
+    if rule.sub_status is None:
+        return True
+    return sub_status in rule.sub_status if isinstance(rule.sub_status, tuple) else sub_status == rule.sub_status
+
+
 @lru_cache(maxsize=1024)
-def next_action(status: str, sub_status: str, *, spd_breached: bool,
-                within_warranty: bool | None) -> tuple[str, str | None, str]:
-    """(next action, CRM tag, action code) of the first L1 rule (then fallback rule) matching the state
-    and its condition."""
-    for rule in domain.L1_RULES + domain.FALLBACK_RULES:
-        if rule.status != status or (rule.sub_status is not None and rule.sub_status != sub_status):
-            continue
-        if condition_holds(rule.condition, spd_breached=spd_breached, within_warranty=within_warranty):
-            return rule.next_action, rule.crm_tag or None, rule.action
-    return "no L1 rule for this state: read the ticket history and remarks", None, "none"
+def next_action(status: str, sub_status: str, *, spd_breached: bool, within_warranty: bool | None,
+                line: str = domain.INSTALLATION, delivery_breached: bool = False) -> tuple[str, str | None, str, str]:
+    """(next action, CRM tag, action code, rule source) of the first rule of the line's L1 table that
+    matches the state and its condition; else of the fallback rules ("fallback": not from the process
+    document; a repair line falls back on the installation table last)."""
+    table = domain.L1_TABLES.get(line, domain.L1_RULES)
+    fallback = domain.FALLBACK_RULES + (domain.L1_RULES if line != domain.INSTALLATION else ())
+    for source, rules in (("process", table), ("fallback", fallback)):
+        for rule in rules:
+            if _matches(rule, status, sub_status) and condition_holds(
+                    rule.condition, spd_breached=spd_breached, within_warranty=within_warranty,
+                    delivery_breached=delivery_breached):
+                return rule.next_action, rule.crm_tag or None, rule.action, source
+    return "no L1 rule for this state: read the ticket history and remarks", None, "none", "fallback"
+
+
+def add_business_days(day: date, n: int) -> date:
+    """``n`` business days (Monday-Friday) after ``day``."""
+    while n > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            n -= 1
+    return day
 
 
 def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
@@ -196,18 +226,34 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
             v.findings.append("invalid-state")
         spd = date.fromisoformat(t.spd)
         closed = t.status in domain.CLOSED_STATUSES
-        breached = spd < as_of and not closed
+        line = v.line = domain.service_line(t.service)
+        mobile = line == domain.MOBILE_REPAIR
+        # A mobile repair's SPD is the pickup date: it can only be breached before the pickup.
+        breached = spd < as_of and not closed and (not mobile or t.status in ("CREATED", "PICKUP"))
         if breached:
             v.days_late = (as_of - spd).days
             v.findings.append("spd-breached")
+        delivery_late = False
+        if mobile:
+            done = [h for h in t.history if (h.status, h.sub_status) in domain.REPAIR_DONE]
+            delivered = t.status == "COMPLETED" or (t.status, t.sub_status) == ("DROP", "COMPLETED")
+            if done and not delivered and not closed:
+                due = add_business_days(ist_date(done[-1].at), domain.DELIVERY_BUSINESS_DAYS)
+                v.delivery_due = due.isoformat()
+                if as_of > due:
+                    delivery_late = True
+                    v.days_late = max(v.days_late, (as_of - due).days)
+                    v.findings.append("delivery-breached")
         changed = ist_date(t.status_changed_at)
         v.age_days = (as_of - ist_date(t.created_at)).days
         if not closed and (as_of - changed).days >= stuck_days:
             v.findings.append("stuck")
         within = None
-        if t.status == "COMPLETED":
-            done = [h for h in t.history if h.status == "COMPLETED"]
-            service_day = ist_date(done[-1].at if done else t.status_changed_at)
+        if t.status == "COMPLETED" or (mobile and (t.status, t.sub_status) == ("DROP", "COMPLETED")):
+            # The day of service (of delivery, for a repair): the first COMPLETED (or DROP/COMPLETED) event.
+            served = [h for h in t.history
+                      if h.status == "COMPLETED" or (h.status, h.sub_status) == ("DROP", "COMPLETED")]
+            service_day = ist_date(served[0].at if served else t.status_changed_at)
             within = (as_of - service_day).days <= domain.WARRANTY_DAYS
             v.findings.append("warranty")
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
@@ -215,8 +261,9 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
         if first:
             v.next_action, v.crm_tag, v.action = NO_TICKET_ACTIONS[first], None, "fix-tracker"
         else:
-            v.next_action, v.crm_tag, v.action = next_action(t.status, t.sub_status, spd_breached=spd < as_of,
-                                                   within_warranty=within)
+            v.next_action, v.crm_tag, v.action, v.rule_source = next_action(
+                t.status, t.sub_status, spd_breached=spd < as_of, line=line, delivery_breached=delivery_late,
+                within_warranty=within)
     return verdicts
 
 

@@ -39,7 +39,6 @@ _REPAIR_CHAIN: list[State] = [
     ("WORKSHOP", "QC_SUCCESS"), ("DROP", "ALLOCATED"), ("DROP", "TECHNICIAN_REACHED_SITE"), ("DROP", "COMPLETED"),
     ("COMPLETED", "NOT_APPLICABLE"),
 ]
-REPAIR_SERVICES = frozenset({"Mobile Repair", "Laptop Repair"})
 REPAIR_STEPS: dict[State, dict[State, float]] = {
     ("CREATED", "NOT_APPLICABLE"): {_REPAIR_CHAIN[0]: 90, STAY: 10},
     **{a: {b: 92, STAY: 8} for a, b in zip(_REPAIR_CHAIN, _REPAIR_CHAIN[1:], strict=False)},
@@ -73,7 +72,8 @@ def _rng(seed: int, ticket_id: str) -> random.Random:
 def plan(ticket: dict, until: datetime, seed: int) -> tuple[list[tuple[str, str, str, str, str]], str | None]:
     """Events for one ticket from its last change up to ``until``; and a new SPD when rescheduled."""
     rng = _rng(seed, ticket["ticket_id"] + ticket["status_changed_at"])
-    steps = REPAIR_STEPS if ticket["service"] in REPAIR_SERVICES else INSTALL_STEPS
+    # Mobile and laptop repair go pickup -> workshop -> drop; large repair moves like an installation.
+    steps = REPAIR_STEPS if domain.service_line(ticket["service"]) == domain.MOBILE_REPAIR else INSTALL_STEPS
     state: State = (ticket["status"], ticket["sub_status"])
     at = datetime.fromisoformat(ticket["status_changed_at"].replace("Z", "+00:00"))
     events: list[tuple[str, str, str, str, str]] = []
