@@ -66,7 +66,7 @@ def test_phone_and_request_checks() -> None:
     assert {(p.field, p.code) for p in problems} == {
         ("order", "order-id-length"), ("name", "field-missing"), ("phone", "phone-invalid"),
         ("pincode", "pincode-invalid"), ("service", "service-unknown"), ("preferred_date", "date-invalid")}
-    assert any("Did you mean 'Geyser'" in p.message for p in problems)
+    assert any("Nearest: 'Geyser'" in p.message and "fhs-bulk services" in p.message for p in problems)
     _, problems = check_request({"order": "OD100000000000000001", "name": "A", "phone": "9876543210",
                                  "address": "x", "city": "y", "pincode": "560001", "service": "SP TV",
                                  "preferred_date": "2020-01-01"})

@@ -90,6 +90,6 @@ def srms_advance(db_path: str, until: str, seed: int, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result.__dict__) + "\n")
     else:
-        click.echo(f"moved {result.tickets} open tickets: {result.events} status changes", err=True)
+        click.echo(f"moved {result.tickets} open tickets: {result.events} status changes")
         for status, n in result.by_state.items():
-            click.echo(f"  {status}: {n}", err=True)
+            click.echo(f"  {status}: {n}")

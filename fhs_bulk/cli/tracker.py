@@ -49,10 +49,12 @@ def tracker_update(tracker_path: str, from_file: str | None, from_ledger: bool, 
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
     else:
         click.echo(f"{tracker_path}: {result.updated} updated, {result.added} added, {result.unchanged} unchanged, "
-                   f"{len(result.conflicts)} conflicts", err=True)
+                   f"{len(result.conflicts)} conflicts")
         for c in result.conflicts[:20]:
             click.echo(f"  row {c['row']} {c['fk_order_id']}: {c['column']} is {c['tracker']} in the tracker, "
-                       f"{c['srms']} in SRMS (left alone)", err=True)
+                       f"{c['srms']} in SRMS (left alone)")
+        if len(result.conflicts) > 20:
+            click.echo(f"  ... and {len(result.conflicts) - 20} more: use --json")
     sys.exit(result.exit_code)
 
 
@@ -106,13 +108,14 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         rec.counts = {"rows": summary["rows"], "needing attention": summary["needing_attention"],
                       **summary["by_finding"]}
         rec.outputs = {k: v for k, v in (("report", report), ("tracker", tracker_path if write else None)) if v}
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n")
     else:
         s = result.summary()
         click.echo(f"{tracker_path} as of {day.isoformat()} (Asia/Kolkata): {s['rows']} rows, "
-                   f"{s['needing_attention']} need attention" + (f"; {result.written} rows written" if write else ""),
-                   err=True)
+                   f"{s['needing_attention']} need attention" + (f"; {result.written} rows written" if write else ""))
         for code, n in s["by_finding"].items():
-            click.echo(f"  {code}: {n}", err=True)
+            click.echo(f"  {code}: {n}")
     sys.exit(result.exit_code)

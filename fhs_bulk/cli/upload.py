@@ -94,8 +94,8 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
                    f"[{'terminated' if result.interrupted == 15 else 'interrupted'}]", err=True)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-    if not quiet:
-        _print_summary(result, live)
+    elif not quiet:
+        _print_summary(result, sys.stdout.isatty())
     sys.exit(result.exit_code)
 
 
@@ -137,11 +137,13 @@ def _print_summary(result: Any, live: bool) -> None:
         for status, n in c.items():
             if n or status in ("registered", "failed"):
                 table.add_row(f"[{colours.get(status, 'white')}]{status}[/]", str(n))
-        stderr_console().print(table)
-    click.echo(line, err=True)
+        from rich.console import Console
+
+        Console(highlight=False).print(table)
+    click.echo(line)
     problems = [r for r in result.rows if r.status in ("invalid", "rejected", "failed")]
     for r in problems[:PROBLEMS_SHOWN]:
-        click.echo(f"  row {r.row}\t{r.fk_order_id}\t{r.status}\t{r.code or ''}\t{r.message}", err=True)
+        click.echo(f"  row {r.row}\t{r.fk_order_id}\t{r.status}\t{r.code or ''}\t{r.message}")
     if len(problems) > PROBLEMS_SHOWN:
         where = f"see {result.out}" if result.out else "use --json"
-        click.echo(f"  ... and {len(problems) - PROBLEMS_SHOWN} more: {where}", err=True)
+        click.echo(f"  ... and {len(problems) - PROBLEMS_SHOWN} more: {where}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,7 +72,7 @@ def atomic_path(path: str | Path, *, backup: bool = False) -> Iterator[Path]:
 
 def table_format(path: str | Path) -> str:
     ext = Path(path).suffix.lower()
-    if ext in (".csv", ".txt"):
+    if ext == ".csv":
         return "csv"
     if ext in (".xlsx", ".xlsm"):
         return "xlsx"
@@ -108,10 +109,18 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title[:31])
     ws.freeze_panes = "A2"
+    # Widths that fit the values (judged on the first rows), a filter on the header, IDs as text.
+    it = iter(rows)
+    first = list(itertools.islice(it, 1000))
+    for c, name in enumerate(columns, 1):
+        longest = max([len(str(name))] + [len(str(r[c - 1])) for r in first if c - 1 < len(r) and r[c - 1] is not None])
+        ws.column_dimensions[get_column_letter(c)].width = min(80, max(8, longest + 2))
+    rows = itertools.chain(first, it)
     bold = Font(bold=True)
     header = []
     for name in columns:
@@ -119,7 +128,9 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]
         cell.font = bold
         header.append(cell)
     ws.append(header)
+    count = 0
     for row in rows:
+        count += 1
         out = []
         for v in row:
             cell = WriteOnlyCell(ws, value=v)
@@ -127,6 +138,7 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]
                 cell.data_type = "s"
             out.append(cell)
         ws.append(out)
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{count + 1}"  # written at the end
     # Saved to memory first: a full disk then fails one plain write, not a half-written zip whose
     # finaliser complains again later ("Exception ignored in ZipFile.__del__").
     buf = io.BytesIO()

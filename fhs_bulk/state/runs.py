@@ -184,8 +184,8 @@ class RunLog:
 
         def write(db: sqlite3.Connection) -> None:
             nonlocal count
-            db.execute("DELETE FROM run_rows WHERE run_id IN (SELECT id FROM runs WHERE started_at < ?)", (cutoff,))
-            count = db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM run_rows WHERE run_id IN (SELECT id FROM runs WHERE started_at <= ?)", (cutoff,))
+            count = db.execute("DELETE FROM runs WHERE started_at <= ?", (cutoff,)).rowcount
 
         self.ledger.transaction(write)
         return count

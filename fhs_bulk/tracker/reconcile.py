@@ -98,6 +98,7 @@ class ReconcileResult:
     rows: list[RowVerdict]
     tracker: str = ""
     written: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -128,7 +129,8 @@ class ReconcileResult:
                              r.next_action, r.action, r.command, r.crm_tag, r.days_late, r.note] for r in self.rows))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"as_of": self.as_of.isoformat(), "summary": self.summary(), "rows": [r.as_dict() for r in self.rows]}
+        return {"as_of": self.as_of.isoformat(), "warnings": self.warnings, "summary": self.summary(),
+                "rows": [r.as_dict() for r in self.rows]}
 
 
 def ist_date(stamp: str) -> date:
@@ -326,6 +328,11 @@ def reconcile(session: Any, tracker_path: str | Any, *, as_of: date, stuck_days:
     tickets = fetch_tickets(conn.client, [i for i in ids if i], concurrency=concurrency)
     verdicts = evaluate(tracker.rows, tickets, as_of, stuck_days)
     result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
+    latest = max((h.at for t in tickets.values() for h in t.history), default=None)
+    if latest and ist_date(latest) > as_of:
+        result.warnings.append(f"SRMS history holds events up to {ist_date(latest).isoformat()}, after the date "
+                               f"judged ({as_of.isoformat()}): services 'on' later dates have not happened as of "
+                               "then. Pass --as-of to judge a later day.")
     if write:
         result.written = write_back(tracker, verdicts, as_of)
         tracker.save()

@@ -118,6 +118,9 @@ class UploadResult:
             "resent_batches": self.resent_batches, "retries": self.retries,
             "elapsed_s": round(self.elapsed, 3), "orders_per_s": round(self.orders_per_s, 1),
             "interrupted": bool(self.interrupted), "exit_code": int(self.exit_code),
+            **({"orders": {status: [r.fk_order_id for r in self.rows if r.status == status]
+                           for status in ("would-send", "already-registered", "rejected", "invalid")}}
+               if self.dry_run else {}),
         }
 
 
@@ -166,6 +169,11 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
             outcome[oid] = ("failed", "srms-unavailable", None, None, f"not sent: {unreachable}")
     elif options.dry_run:
         _dry_run(conn, to_send, pending, outcome)
+        # What an earlier run saw SRMS refuse, it would refuse again: judged, so the exit code says so.
+        for oid, k in known.items():
+            if k.status == "rejected" and oid not in outcome:
+                outcome[oid] = ("rejected", k.code, None, None, "rejected by SRMS in an earlier run (dry run: "
+                                                               "not sent again)")
     else:
         batches = [(new_key(), to_send[i:i + options.batch_size])
                    for i in range(0, len(to_send), options.batch_size)]
@@ -175,8 +183,10 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         result.batches = len(work)
         result.resent_batches = len(pending)
         if pending:
-            log.info("re-sending %d batches whose answer an earlier run never saw (same keys)", len(pending))
-        log.info("sending %d orders in %d batches to %s", len(to_send) + len(in_pending), len(work), conn.description)
+            log.info("re-sending %s whose answer an earlier run never saw (same keys)",
+                     _n(len(pending), "batch", "batches"))
+        log.info("sending %s in %s to %s", _n(len(to_send) + len(in_pending), "order"), _n(len(work), "batch",
+                                                                                          "batches"), conn.description)
         try:
             result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress, result.services)
         finally:
@@ -303,6 +313,10 @@ def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool, *, interrupte
         else:
             rows.append(RowResult(row, oid, *o))
     return rows
+
+
+def _n(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def _count(rows: list[RowResult]) -> dict[str, int]:

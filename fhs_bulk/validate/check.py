@@ -61,6 +61,7 @@ CODES: dict[str, tuple[str, str]] = {
     # warnings (do not block)
     "order-id-whitespace": ("warning", "spaces or tabs around the ID were trimmed"),
     "cells-outside-header": ("warning", "values under no header (or past the last one) are not read"),
+    "sheet-name-variant": ("warning", "a copy's name (' (1)', a date) was accepted as FK_ODS_ORDER_CREATE"),
     "findings-truncated": ("warning", "past 100,000 rows with errors only the count is kept; fix, validate again"),
 }
 
@@ -77,6 +78,11 @@ class Finding:
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "column": self.column, "code": self.code, "message": self.message,
                 "value": self.value}
+
+
+def cell_value(value: str) -> str:
+    """A cell's text as it is (for the `value` field of JSON and reports), cut when very long."""
+    return value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + f"… ({len(value)} characters)"
 
 
 def shown(value: str) -> str:
@@ -300,6 +306,17 @@ def _loose(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower()).removeprefix("fk")
 
 
+_NAME_VARIANT = re.compile(re.escape(domain.ORDER_SHEET_NAME) +
+                           r"(?: \(\d+\)|[_-]\d{4}-\d{2}-\d{2}|[_-]\d{8}|[_-]\d{2}-\d{2}-\d{4})")
+
+
+def sheet_name_matches(name: str) -> tuple[bool, bool]:
+    """(acceptable, a variant): the contract name, or it followed by a browser's ' (N)' or a '_'/'-' date."""
+    if name == domain.ORDER_SHEET_NAME:
+        return True, False
+    return (_NAME_VARIANT.fullmatch(name) is not None), True
+
+
 def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                     check_name: bool = True) -> ValidationReport:
     import numpy as np
@@ -309,7 +326,8 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
     report.headers = sheet.headers
-    if check_name and sheet.name != domain.ORDER_SHEET_NAME:
+    name_ok, variant = sheet_name_matches(sheet.name)
+    if check_name and not name_ok:
         report.sheet_error = Finding(
             None, None, "sheet-name",
             f"{sheet.source}: the spreadsheet is named '{shown(sheet.name)}'; SRMS bulk registration requires "
@@ -356,11 +374,11 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                 issues = []
             for code, message in issues:
                 if CODES[code][0] == "warning":
-                    warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j]),
+                    warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(ids_slow[j]),
                                             "warning"))
                 else:
                     has_error = True
-                    errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, shown(ids_slow[j])))
+                    errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(ids_slow[j])))
             if not has_error:  # valid once trimmed
                 overrides[i] = value
                 ok_all[i] = True
@@ -384,6 +402,11 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     warnings.sort(key=lambda f: (f.row or 0))
     warnings[:0] = [Finding(None, None, "cells-outside-header", f"{sheet.source}: {note}", None, "warning")
                     for note in sheet.notes]
+    if check_name and variant:
+        warnings.insert(0, Finding(None, None, "sheet-name-variant",
+                                   f"{sheet.source}: the name '{shown(sheet.name)}' is read as "
+                                   f"'{domain.ORDER_SHEET_NAME}' (the contract name followed by ' (N)' or a date); "
+                                   "SRMS's own upload wants the exact name.", None, "warning"))
     if untold:
         warnings.insert(0, Finding(None, None, "findings-truncated",
                                    f"{sheet.source}: {untold:,} more rows are invalid; only the first "
@@ -474,7 +497,7 @@ def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, 
             code, message = verdicts[codes[i]]
             ok[i] = False
             errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
-                                  shown(uniques[codes[i]])))
+                                  cell_value(uniques[codes[i]])))
 
 
 def _factorize(col: Any) -> tuple[list[str], np.ndarray]:
