@@ -4,7 +4,7 @@ renders its result. Heavy libraries are imported inside the commands, so ``fhs-b
 One module per command group; importing them registers their commands on ``main``.
 """
 
-from fhs_bulk.cli import runs, services, srms, ticket, tracker, upload, validate  # noqa: F401  (registers)
+from fhs_bulk.cli import runs, samples, services, srms, ticket, tracker, upload, validate  # noqa: F401 (registers)
 from fhs_bulk.cli._app import main
 
 __all__ = ["main"]

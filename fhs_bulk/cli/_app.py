@@ -80,6 +80,9 @@ class Group(click.Group):
             ctx.exit(Exit.INTERNAL)
         finally:
             _log_outcome(ctx, code)
+            from fhs_bulk.cli._common import restore_pandas
+
+            restore_pandas()
 
 
 def _log_outcome(ctx: click.Context, code: int) -> None:

@@ -72,6 +72,11 @@ def without_pandas() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
+def restore_pandas() -> None:
+    """Remove the hook when a command ends (the CLI may run inside a notebook or a test process)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _NoPandas)]
+
+
 def stderr_console() -> Any:
     from rich.console import Console
 

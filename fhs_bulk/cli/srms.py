@@ -24,6 +24,8 @@ def srms() -> None:
               help="SQLite file holding all state.")
 @click.option("--catalogue", type=click.Path(exists=True, dir_okay=False),
               help="Order catalogue CSV to load (default: the bundled one, when the db has none).")
+@click.option("--orders", type=int, default=0,
+              help="Also load N generated orders, the same for the same --seed (for rehearsals; see `samples make`).")
 @click.option("--token", help="Bearer token clients must send (visible to other users in ps: prefer "
                               "--token-file or FHS_SRMS_TOKEN).")
 @click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the bearer token.")
@@ -37,7 +39,7 @@ def srms() -> None:
 @click.option("--seed", type=int, help="Seed for the knobs' randomness.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token: str | None,
+def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, orders: int, token: str | None,
                token_file: str | None, latency_ms: float, rate_limit: float, fail_rate: float,
                drop_rate: float, max_jobs: int, job_delay_ms: float, seed: int | None, log_level: str) -> None:
     """Run the mock SRMS over HTTP (FastAPI on uvicorn). API docs at /docs, schema at /openapi.json."""
@@ -53,6 +55,12 @@ def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, token:
         if not 0 <= value <= 1:
             raise UsageError(f"{name} is a fraction between 0 and 1.", code="usage")
     store, loaded = cat.open_store(db_path, catalogue)
+    if orders:
+        from fhs_bulk.srms.mock.rehearsal import orders as generated
+
+        if orders < 0:
+            raise UsageError("--orders is a number of orders, 1 or more.", code="usage")
+        loaded += store.load_catalogue(generated(orders, seed if seed is not None else 7))
     chaos = Chaos(latency_ms, rate_limit, fail_rate, drop_rate, max_jobs, job_delay_ms, seed)
     click.echo(f"SRMS mock on http://{host}:{port} (db {db_path}; {len(store.catalogue)} catalogue orders"
                f"{f', {loaded} loaded now' if loaded else ''})", err=True)

@@ -11,6 +11,7 @@ from fhs_bulk.errors import UsageError
 from fhs_bulk.sheets.write import atomic_path, set_text
 from fhs_bulk.tracker.reconcile import FINDINGS, ReconcileResult
 
+ID_COLUMNS = frozenset({1, 2, 5})  # fk_order_id, SRM ID, SPD: never wrapped in the HTML report
 WORKLIST_COLUMNS = ["row", "fk_order_id", "SRM ID", "Status", "Sub-status", "SPD", "Days late", "Findings",
                     "Next action", "Action", "Command", "CRM tag", "Note"]
 
@@ -115,6 +116,12 @@ def _table(ws: Any, rows: list[Any]) -> None:
             set_text(ws.cell(row=ws.max_row, column=c), value)
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:M{max(ws.max_row, 1)}"
+    # Printed: landscape, one page wide, the header row on every page.
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.print_title_rows = "1:1"
     for letter, width in zip("ABCDEFGHIJKLM", (6, 24, 16, 16, 26, 12, 9, 30, 44, 12, 44, 60, 36), strict=True):
         ws.column_dimensions[letter].width = width
 
@@ -135,19 +142,28 @@ def _svg_bars(title: str, data: dict[str, int], colour: str) -> str:
     return "".join(parts)
 
 
+def _td(column: int, value: Any) -> str:
+    cls = ' class="id"' if column in ID_COLUMNS else ""
+    return f"<td{cls}>{html.escape(str(value))}</td>"
+
+
 def _html(result: ReconcileResult) -> str:
     s = result.summary()
     e = html.escape
     rows = "".join(
-        "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in _line(r)) + "</tr>" for r in _worklist(result))
+        "<tr>" + "".join(_td(i, v) for i, v in enumerate(_line(r))) + "</tr>" for r in _worklist(result))
     findings = "".join(f"<tr><td>{e(c)}</td><td>{n}</td><td>{e(FINDINGS[c])}</td></tr>"
                        for c, n in s["by_finding"].items())
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tracker reconciliation {result.as_of.isoformat()}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Tracker reconciliation {result.as_of.isoformat()}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ccc; padding: 3px 6px; }}
 th {{ background: #ddebf7; text-align: left; }} .charts {{ display: flex; flex-wrap: wrap; gap: 24px; }}
+td.id {{ white-space: nowrap; }} .scroll {{ overflow-x: auto; max-width: 100%; }}
+svg {{ max-width: 100%; height: auto; }}
+@media (max-width: 600px) {{ body {{ margin: 8px; }} table {{ font-size: 12px; }} }}
 svg text {{ font-size: 12px; font-family: system-ui, sans-serif; }}
 </style></head><body>
 <h1>Tracker reconciliation as of {result.as_of.isoformat()}</h1>
@@ -157,9 +173,10 @@ svg text {{ font-size: 12px; font-family: system-ui, sans-serif; }}
 {_svg_bars("SPD-breached tickets by days late", s["breached_by_days_late"], "#ed7d31")}
 {_svg_bars("Open tickets by age", s["open_by_age"], "#70ad47")}
 </div>
-<h2>Findings</h2><table><tr><th>finding</th><th>rows</th><th>meaning</th></tr>{findings}</table>
+<h2>Findings</h2>
+<div class="scroll"><table><tr><th>finding</th><th>rows</th><th>meaning</th></tr>{findings}</table></div>
 <h2>Worklist (most urgent first)</h2>
-<table><tr>{"".join(f"<th>{e(c)}</th>" for c in WORKLIST_COLUMNS)}</tr>{rows}</table>
+<div class="scroll"><table><tr>{"".join(f"<th>{e(c)}</th>" for c in WORKLIST_COLUMNS)}</tr>{rows}</table></div>
 </body></html>
 """
 
