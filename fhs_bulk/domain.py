@@ -7,6 +7,7 @@ instead of re-stating them, and the tests check one case per row.
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from functools import lru_cache
 from typing import NamedTuple
 
 # Dates the process judges (SPD, today, warranty) are in India's time zone.
@@ -75,6 +76,7 @@ SERVICE_LINES: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=256)
 def service_line(service: str) -> str:
     """The line a service belongs to (installation for a name SRMS does not know)."""
     canonical = known_service(service) if service else None

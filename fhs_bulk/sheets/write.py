@@ -17,12 +17,14 @@ from fhs_bulk.errors import DiskFull, OutputError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # a BOM and zero-width characters a cell may start with
+_RISKY_FIRST = frozenset("".join(FORMULA_STARTS) + INVISIBLE)  # one set lookup for the common, safe cell
 
 
 def defuse(value: Any) -> Any:
     """Text a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP CSV injection),
     also when its first visible character comes after a BOM or zero-width character."""
-    if isinstance(value, str) and value.lstrip(INVISIBLE).startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value and value[0] in _RISKY_FIRST and \
+            value.lstrip(INVISIBLE).startswith(FORMULA_STARTS):
         return "'" + value
     return value
 

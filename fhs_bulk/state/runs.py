@@ -123,7 +123,7 @@ class RunLog:
             db.execute("UPDATE runs SET ended_at=?, exit_code=?, counts=?, outputs=?, error=? WHERE id=?",
                        (_now(), int(exit_code), json.dumps(counts or {}), json.dumps(outputs or {}), error, run_id))
             if columns is not None and rows is not None:
-                blob = zlib.compress(json.dumps(rows, separators=(",", ":"), default=str).encode(), 6)
+                blob = zlib.compress(json.dumps(rows, separators=(",", ":"), default=str).encode(), 1)
                 db.execute("INSERT OR REPLACE INTO run_rows VALUES (?,?,?)", (run_id, json.dumps(columns), blob))
 
         self.ledger.transaction(write)
