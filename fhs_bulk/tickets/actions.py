@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhs_bulk import domain
-from fhs_bulk.errors import Exit, SheetError, SrmsError, SrmsUnavailable, UsageError
+from fhs_bulk.errors import Exit, SrmsError, SrmsUnavailable, UsageError
 from fhs_bulk.srms.schemas import TICKET_ID_PATTERN, body_hash
 from fhs_bulk.tickets.single import Problem, normalise_phone, today_ist
 from fhs_bulk.validate.check import shown
@@ -173,25 +173,9 @@ def act(session: Session, action: str, ticket_id: str, body: dict[str, Any]) -> 
 
 
 def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
-    from fhs_bulk.sheets.read import column_list, read_sheet
+    from fhs_bulk.tickets.request_sheet import read_requests
 
-    sheet = read_sheet(path)
-    lookup = {h.strip().casefold(): i for i, h in enumerate(sheet.headers)}
-    cols: dict[str, list[str]] = {}
-    for fld in FIELDS:
-        for name in SHEET_COLUMNS[fld]:
-            if name.casefold() in lookup:
-                cols[fld] = column_list(sheet.columns[lookup[name.casefold()]])
-                break
-    if "srm_id" not in cols:
-        raise SheetError(f"{path}: no srm_id (or 'SRM ID') column; see the README for the action sheet's columns.",
-                         code="header-missing", path=path)
-    out = []
-    for i, row in enumerate(sheet.row_numbers.tolist()):
-        values = {fld: cols[fld][i] if fld in cols else "" for fld in FIELDS}
-        if any(v.strip() for v in values.values()):
-            out.append((row, values))
-    return out
+    return read_requests(path, FIELDS, SHEET_COLUMNS, "srm_id", "srm_id (or 'SRM ID')")
 
 
 def run_actions(session: Session, action: str, request: dict[str, str | None] | None = None, *,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fhs_bulk.errors import Exit, SheetError
+from fhs_bulk.errors import Exit
 from fhs_bulk.tickets.single import FIELDS, SHEET_COLUMNS, TicketOutcome, check_request, create, write_to_tracker
 
 if TYPE_CHECKING:
@@ -49,25 +49,9 @@ class TicketRun:
 
 
 def _requests_from_sheet(path: str) -> list[tuple[int, dict[str, str]]]:
-    from fhs_bulk.sheets.read import column_list, read_sheet
+    from fhs_bulk.tickets.request_sheet import read_requests
 
-    sheet = read_sheet(path)
-    lookup = {h.strip().casefold(): i for i, h in enumerate(sheet.headers)}
-    cols: dict[str, list[str]] = {}
-    for fld in FIELDS:
-        for name in SHEET_COLUMNS[fld]:
-            if name.casefold() in lookup:
-                cols[fld] = column_list(sheet.columns[lookup[name.casefold()]])
-                break
-    if "order" not in cols:
-        raise SheetError(f"{path}: no fk_order_id column; see the README for the request sheet's columns.",
-                       code="header-missing")
-    out = []
-    for i, row in enumerate(sheet.row_numbers.tolist()):
-        values = {fld: cols[fld][i] if fld in cols else "" for fld in FIELDS}
-        if any(v.strip() for v in values.values()):
-            out.append((row, values))
-    return out
+    return read_requests(path, FIELDS, SHEET_COLUMNS, "order", "fk_order_id")
 
 
 def create_tickets(session: Session, request: dict[str, str | None] | None = None, *,
