@@ -117,6 +117,10 @@ class GoogleError(FhsError):
     """Google Sheets refused or could not be reached."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a command is (commands that can stop cleanly handle the signal themselves)."""
+
+
 class Interrupted(FhsError):
     """Ctrl-C or SIGTERM: batches not confirmed are reported ``interrupted`` (exit 130 / 143)."""
 

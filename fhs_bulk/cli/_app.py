@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fhs_bulk import __version__
-from fhs_bulk.errors import Exit, FhsError, exit_meaning
+from fhs_bulk.errors import Exit, FhsError, Terminated, exit_meaning
 
 log = logging.getLogger("fhs_bulk")
 
@@ -25,10 +25,6 @@ EPILOG = ("Exit codes: 0 ok, 1 data problems (rows invalid/rejected/conflicting)
 
 def error_line(err: FhsError) -> str:
     return f"error: {err.message} [{err.code}]"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is (commands that can stop cleanly handle it themselves)."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -209,8 +209,10 @@ def recorded_run(session: Any, command: str, *, sheet: str | None = None, dry_ru
     except FhsError as exc:
         code = exc.exit_code
         raise
-    except KeyboardInterrupt:
-        code = Exit.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        from fhs_bulk.errors import Terminated
+
+        code = Exit.TERMINATED if isinstance(exc, Terminated) else Exit.INTERRUPTED
         raise
     except Exception:
         code = Exit.INTERNAL

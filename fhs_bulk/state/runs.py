@@ -225,8 +225,11 @@ def recording(log: RunLog, command: str, args: list[str], *, srms: str | None, s
     except FhsError as exc:
         code, error = exc.exit_code, f"{exc.message} [{exc.code}]"
         raise
-    except KeyboardInterrupt:
-        code, error = Exit.INTERRUPTED, "interrupted"
+    except KeyboardInterrupt as exc:
+        from fhs_bulk.errors import Terminated
+
+        code, error = ((Exit.TERMINATED, "terminated") if isinstance(exc, Terminated)
+                       else (Exit.INTERRUPTED, "interrupted"))
         raise
     except BaseException as exc:
         code, error = Exit.INTERNAL, f"{type(exc).__name__}: {str(exc)[:300]}"
