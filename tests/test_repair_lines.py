@@ -4,6 +4,7 @@ from here, and the code must agree."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from datetime import date, datetime, timedelta
@@ -103,14 +104,16 @@ def test_each_line_is_judged_by_its_own_table(srms, tmp_path: Path) -> None:  # 
     services = ["Mobile Repair", "Laptop Repair", "TV Repair", "AC Repair", "Refrigerator Repair",
                 "Washing Machine Repair", "SP TV", "Geyser"]
     start = datetime.now().date() + timedelta(days=1)
-    ids = []
-    for i in range(48):
-        order = f"OD7{i:017d}"
-        r = run_cli("ticket", "create", "--order", order, "--name", "Asha", "--phone", "9876543210", "--address",
-                    "1 MG Road", "--city", "Pune", "--pincode", "411001", "--service", services[i % len(services)],
-                    "--preferred-date", start.isoformat(), env=env)
-        assert r.returncode == 0, r.stderr
-        ids.append((order, r.stdout.strip()))
+    requests = tmp_path / "requests.csv"
+    requests.write_text("fk_order_id,customer_name,phone,address,city,pincode,service,preferred_date\n" + "".join(
+        f"OD7{i:017d},Asha,9876543210,1 MG Road,Pune,411001,{services[i % 8]},{start.isoformat()}\n"
+        for i in range(48)), encoding="utf-8")
+    created = tmp_path / "created.csv"
+    r = run_cli("ticket", "create", "--from", str(requests), "--out", str(created), env=env)
+    assert r.returncode == 0, r.stderr
+    with open(created, newline="", encoding="utf-8") as fh:
+        ids = [(row["fk_order_id"], row["ticket_id"]) for row in csv.DictReader(fh)]
+    assert len(ids) == 48
     srms.stop()
     until = start + timedelta(days=6)
     assert run_cli("srms", "advance", "--db", str(srms.db), "--until", until.isoformat(), "--seed", "11",
@@ -131,7 +134,9 @@ def test_each_line_is_judged_by_its_own_table(srms, tmp_path: Path) -> None:  # 
     r = run_cli("tracker", "reconcile", str(tracker), "--as-of", as_of.isoformat(), "--json", env=env)
     assert r.returncode in (0, 1), r.stderr
     rows = {row["srm_id"]: row for row in json.loads(r.stdout)["rows"]}
-    tickets = {tid: json.loads(run_cli("ticket", "show", tid, "--json", env=env).stdout) for _, tid in ids}
+    with srms.client() as http:  # the tickets as SRMS holds them, in one query over HTTP
+        found = http.post("/v1/tickets/query", json={"ids": [tid for _, tid in ids]}).json()["tickets"]
+    tickets = {t["ticket_id"]: t for t in found}
     process = fallback = 0
     lines = set()
     for tid, t in tickets.items():
