@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fhs_bulk.srms.client import SrmsClient
     from fhs_bulk.state.ledger import Ledger
     from fhs_bulk.state.lock import RunLock
-    from fhs_bulk.state.runs import Recording
+    from fhs_bulk.state.runs import Recording, RunLog
 
 
 def default_embedded_db() -> Path:
@@ -140,13 +140,20 @@ class Session:
             self._stack.callback(self._ledger.close)
         return self._ledger
 
+    @property
+    def runs(self) -> RunLog:
+        """The state directory's run history (``fhs-bulk runs``)."""
+        from fhs_bulk.state.runs import RunLog
+
+        return RunLog(self.ledger)
+
     def record(self, command: str, args: list[str], *, sheet: str | None = None,
                dry_run: bool = False) -> AbstractContextManager[Recording]:
         """Record a run in the state directory's history (``fhs-bulk runs``): its start now, its end and
         exit code when the block ends, whatever ends it."""
-        from fhs_bulk.state.runs import RunLog, recording
+        from fhs_bulk.state.runs import recording
 
-        return recording(RunLog(self.ledger), command, args, srms=self.identity, sheet=sheet, dry_run=dry_run)
+        return recording(self.runs, command, args, srms=self.identity, sheet=sheet, dry_run=dry_run)
 
     def stop(self, signum: int | None = None) -> None:
         """Ask the running operation to stop (a signal handler calls this): no new batch starts."""

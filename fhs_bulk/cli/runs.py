@@ -17,10 +17,8 @@ SHOWN_PROBLEMS = 20
 
 
 def _log(state_dir: str | None) -> Any:
-    from fhs_bulk.state.runs import RunLog
-
     session = open_session(None, None, state_dir)
-    return session, RunLog(session.ledger)
+    return session, session.runs
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -122,25 +120,9 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.pass_context
 def runs_results(ctx: click.Context, run_id: str, out: str) -> None:
     """Write a run's results file again (same columns as upload --out), from the history."""
-    from fhs_bulk.sheets.ref import SheetRef
-
     session, log = _log(ctx.obj.get("state_dir"))
     with session:
-        run = log.get(run_id)
-        columns, rows = log.rows(run.id)
-    if not columns:
-        raise UsageError(f"run {run.id} ({run.command}) kept no rows to write.", code="usage")
-    ref = SheetRef.parse(out)
-    if ref.google is not None:
-        from fhs_bulk.sheets.google import Google
-
-        written = Google().write(ref.google, "results", columns, rows)
-    else:
-        from fhs_bulk.sheets.write import check_writable, write_table
-
-        check_writable(out, what="--out")
-        written = str(write_table(out, columns, rows, sheet_title="results"))
-    click.echo(written)
+        click.echo(log.write_results(run_id, out))
 
 
 @runs.command("prune")

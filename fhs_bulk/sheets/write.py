@@ -165,3 +165,17 @@ def check_writable(path: str | Path, *, what: str = "output", table: bool = True
     if target.exists() and (target.is_dir() or not os.access(target, os.W_OK)):
         raise OutputError(f"{what} {target}: exists and cannot be replaced (a directory, or read-only).",
                           code="output-unwritable", path=str(target))
+
+
+def write_rows(out: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               worksheet: str = "results") -> str:
+    """A table to a file (.csv/.xlsx, atomic, formula-safe) or to a Google Sheet (URL, key or
+    gsheet:TITLE) as worksheet ``worksheet`` (RAW values). Returns where it went."""
+    from fhs_bulk.sheets.ref import SheetRef
+
+    ref = SheetRef.parse(str(out))
+    if ref.google is not None:
+        from fhs_bulk.sheets.google import Google
+
+        return str(Google().write(ref.google, worksheet, list(columns), [list(r) for r in rows]))
+    return str(write_table(out, columns, rows, sheet_title=worksheet))

@@ -176,6 +176,19 @@ class RunLog:
             return [], []
         return json.loads(row[0]), json.loads(zlib.decompress(row[1]))
 
+    def write_results(self, run_id: str, out: str) -> str:
+        """Write a run's rows again (its results file: CSV, xlsx or a Google Sheet). Returns where."""
+        from fhs_bulk.sheets.ref import SheetRef
+        from fhs_bulk.sheets.write import check_writable, write_rows
+
+        if not SheetRef.parse(out).is_google:
+            check_writable(out, what="--out")
+        run = self.get(run_id)
+        columns, rows = self.rows(run.id)
+        if not columns:
+            raise UsageError(f"run {run.id} ({run.command}) kept no rows to write.", code="usage")
+        return write_rows(out, columns, rows)
+
     def prune(self, older_than_days: int = DEFAULT_KEEP_DAYS) -> int:
         """Forget runs started more than ``older_than_days`` ago (their history only: the ledger's
         exactly-once records of orders are never touched). Returns the runs forgotten."""

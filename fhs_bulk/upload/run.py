@@ -328,17 +328,9 @@ def _count(rows: list[RowResult]) -> dict[str, int]:
 
 def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
     """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
-    from fhs_bulk.sheets.ref import SheetRef
-    from fhs_bulk.sheets.write import write_table
+    from fhs_bulk.sheets.write import write_rows
 
-    ref = SheetRef.parse(str(out)).google
-    if ref is not None:
-        from fhs_bulk.sheets.google import Google
-
-        result.out = Google().write(ref, worksheet, RESULT_COLUMNS, [r.as_list() for r in result.rows])
-        return result.out
-    path = write_table(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), sheet_title="results")
-    result.out = str(path)
+    result.out = write_rows(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), worksheet=worksheet)
     return result.out
 
 
