@@ -23,7 +23,6 @@ from fhs_bulk.privacy import mask_phone
 
 log = logging.getLogger("fhs_bulk.notify")
 
-WHEN = ("always", "problems", "failure")
 TIMEOUT_S = 5.0
 MAX_ATTACHMENT = 10 * 1024 * 1024
 SHOWN_ROWS = 10
@@ -82,7 +81,12 @@ def targets(flags: Sequence[str], config: dict[str, Any]) -> list[str]:
         chosen = [t.strip() for t in os.environ["FHS_NOTIFY"].split(",") if t.strip()]
     if not chosen:
         value = config.get("notify") or []
-        chosen = [value] if isinstance(value, str) else list(value)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError('the config file\'s notify must be a list of targets, e.g. notify = ["mailto:ops@x.in"]',
+                              code="config")
+        chosen = value
     for t in chosen:
         check_target(t)
     return chosen

@@ -16,8 +16,7 @@ starts the embedded mock SRMS. With no SRMS URL configured the session starts th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +71,7 @@ class Session:
         # Set (by a signal handler, or by the caller) to stop: no new requests, waits end at once.
         self.cancel = threading.Event()
         self.cancel_signal: int | None = None
+        self.config: dict[str, Any] = {}  # the config file's settings, when opened from settings
 
     def __repr__(self) -> str:  # never the token
         return f"Session(srms={self.identity!r}, state_dir={str(self.state_dir) if self.state_dir else None!r})"
@@ -85,8 +85,10 @@ class Session:
 
         cfg = config if config is not None else cfg_mod.load_config()
         settings = cfg_mod.srms_settings(srms_url, token_file, cfg)
-        return cls(url=settings.url, token=settings.token, state_dir=cfg_mod.state_dir(state_dir, cfg, create=False),
-                   **kwargs)
+        session = cls(url=settings.url, token=settings.token,
+                      state_dir=cfg_mod.state_dir(state_dir, cfg, create=False), **kwargs)
+        session.config = cfg
+        return session
 
     # ------------------------------------------------------------ what it owns
 
@@ -165,11 +167,6 @@ class Session:
         from fhs_bulk.state.lock import RunLock
 
         return RunLock(self._state(), name)
-
-    @contextmanager
-    def locked(self, name: str = "upload") -> Iterator[None]:
-        with self.lock(name):
-            yield
 
     # ------------------------------------------------------------ lifetime
 

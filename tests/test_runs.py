@@ -207,3 +207,10 @@ def test_mailto_sends_the_summary_and_the_results(srms, smtp_server: tuple[int, 
     assert "rejected 1" in body.get_payload(decode=True).decode()
     attached = next(p for p in parts if p.get_filename() == "r.csv")
     assert attached.get_payload(decode=True) == out.read_bytes()
+
+
+def test_a_notify_setting_of_the_wrong_type_is_a_config_error(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "config.toml"
+    config.write_text("notify = 5\n", encoding="utf-8")
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:1])), env=cli_env(tmp_path, srms, FHS_CONFIG=str(config)))
+    assert r.returncode == 2 and r.stderr.rstrip().endswith("[config]") and "Traceback" not in r.stderr

@@ -195,10 +195,9 @@ def recorded_run(session: Any, command: str, *, sheet: str | None = None, dry_ru
     import socket
 
     from fhs_bulk import notify as notify_mod
-    from fhs_bulk.config import load_config
     from fhs_bulk.errors import Exit, FhsError
 
-    config = load_config()
+    config = session.config
     to = notify_mod.targets(notify, config)
     code: int = Exit.OK
     rec: Any = None

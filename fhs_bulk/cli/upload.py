@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from typing import Any
@@ -89,9 +90,9 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
                           f"{c.get('invalid', 0)}, failed {c.get('failed', 0)} in {result.elapsed:.1f}s"
                           + (f"; results {result.out}" if result.out else ""))
     if result.interrupted:
-        click.echo(f"error: {'terminated' if result.interrupted == 15 else 'interrupted'}: orders not confirmed are "
-                   f"'failed' in {result.out or 'the results'}; run the same command again to finish "
-                   f"[{'terminated' if result.interrupted == 15 else 'interrupted'}]", err=True)
+        what = "terminated" if result.interrupted == signal.SIGTERM else "interrupted"
+        click.echo(f"error: {what}: orders not confirmed are 'failed' in {result.out or 'the results'}; run the "
+                   f"same command again to finish [{what}]", err=True)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
     elif not quiet:

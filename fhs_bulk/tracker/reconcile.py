@@ -8,11 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
+
+if TYPE_CHECKING:
+    from fhs_bulk.session import Session
 
 # Finding codes: stable, documented in the README.
 FINDINGS: dict[str, str] = {
@@ -309,10 +312,10 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
     return changed
 
 
-def reconcile(session: Any, tracker_path: str | Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
+def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
               concurrency: int = 4) -> ReconcileResult:
-    """Check every tracker row against the session's SRMS (``session`` may also be an open
-    ``Connection``); with ``write`` put status, SPD, next action and CRM tag into the tracker."""
+    """Check every tracker row against the session's SRMS; with ``write`` put status, SPD, next action
+    and CRM tag into the tracker."""
     from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
 
     if write:
@@ -321,7 +324,7 @@ def reconcile(session: Any, tracker_path: str | Any, *, as_of: date, stuck_days:
 
         if not SheetRef.parse(tracker_path).is_google:
             check_writable(tracker_path, what="tracker", table=False)
-    conn = session.srms if hasattr(session, "srms") else session
+    conn = session.srms
 
     tracker = load_tracker(tracker_path)
     ids = [(r.values.get(SRM_ID) or "").strip() or (r.values.get(REFERENCE_ID) or "").strip() for r in tracker.rows]
