@@ -213,4 +213,5 @@ def test_a_notify_setting_of_the_wrong_type_is_a_config_error(srms, tmp_path: Pa
     config = tmp_path / "config.toml"
     config.write_text("notify = 5\n", encoding="utf-8")
     r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:1])), env=cli_env(tmp_path, srms, FHS_CONFIG=str(config)))
-    assert r.returncode == 2 and r.stderr.rstrip().endswith("[config]") and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and errors[0].endswith("[config]") and "Traceback" not in r.stderr
