@@ -349,8 +349,7 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts:
 
 
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
-_CELL_WITH_FORMULA = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)([0-9]+)"[^>]*>(?:(?!</(?:\w+:)?c>).)*?<(?:\w+:)?f[ >/]',
-                                re.S)
+_CELL_OPEN = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)([0-9]+)"')
 
 
 def _xlsx_formula_cells(path: Path, parts: dict[str, bytes]) -> dict[tuple[int, int], bool]:
@@ -376,9 +375,19 @@ def _xlsx_formula_cells(path: Path, parts: dict[str, bytes]) -> dict[tuple[int, 
         return {}
     if not _FORMULA_TAG.search(xml):
         return {}
+    # Each formula belongs to the nearest cell opened before it: one short backward search per formula,
+    # so the scan stays linear however many (self-closing, formatted) cells the sheet holds.
     found: dict[tuple[int, int], bool] = {}
-    for m in _CELL_WITH_FORMULA.finditer(xml):
-        found[(int(m.group(2)), column_number(m.group(1)))] = True
+    for m in _FORMULA_TAG.finditer(xml):
+        lo = max(m.start() - 4096, 0)  # <f> is a cell's first child: its <c ...> is just before it
+        plain, prefixed = xml.rfind(b"<c ", lo, m.start()), xml.rfind(b":c ", lo, m.start())
+        if prefixed >= 0:
+            prefixed = xml.rfind(b"<", lo, prefixed)
+        for at in sorted((plain, prefixed), reverse=True):
+            cell = _CELL_OPEN.match(xml, at) if at >= 0 else None
+            if cell is not None:
+                found[(int(cell.group(2)), column_number(cell.group(1)))] = True
+                break
     return found
 
 
