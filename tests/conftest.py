@@ -31,6 +31,20 @@ NON_ODS = [r["fk_order_id"] for r in CAT if not r["fsn"].startswith("ODS")]
 INELIGIBLE = [r["fk_order_id"] for r in CAT if r["fsn"].startswith("ODS") and not domain.eligible_service(r["service"])]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the slow crash and soak tests (CI does)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The default run leaves the slow tests out; --slow, or any -m expression, decides otherwise."""
+    if config.getoption("--slow") or config.option.markexpr:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 def order_sheet(tmp_path: Path, ids: list[str], extra: list[list[str]] | None = None) -> Path:
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     with open(p, "w", newline="", encoding="utf-8") as fh:

@@ -79,14 +79,14 @@ def test_signal_stops_sending_writes_results_and_rerun_finishes(srms_factory, tm
 
 @pytest.mark.slow
 def test_rate_limited_srms_is_waited_out_until_the_deadline(srms_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cat, sheet, ids = big_sheet(tmp_path, 300, seed=43)
+    cat, sheet, ids = big_sheet(tmp_path, 120, seed=43)
     srv = srms_factory("--rate-limit", "5", catalogue=cat)
     env = cli_env(tmp_path, srv)
     r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--batch-size", "5", "--json", env=env,
                 timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads(r.stdout)
-    assert doc["counts"]["registered"] == 300 and doc["counts"]["failed"] == 0 and doc["retries"] > 0
+    assert doc["counts"]["registered"] == 120 and doc["counts"]["failed"] == 0 and doc["retries"] > 0
 
 
 def test_srms_down_gives_up_at_the_deadline_with_exit_3(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -107,9 +107,9 @@ def test_debug_changes_no_exit_code(srms, tmp_path: Path, debug: list[str]) -> N
     assert ("Traceback" in r.stderr) == bool(debug)
     env = cli_env(tmp_path, srms)
     srms.stop()
-    r = run_cli(*debug, "upload", str(sheet), "--deadline", "2", env=env)
+    r = run_cli(*debug, "upload", str(sheet), "--deadline", "1", env=env)
     assert r.returncode == 3, r.stderr
-    r = run_cli(*debug, "ticket", "show", "SRM-0000000001", "--deadline", "2", env=env)
+    r = run_cli(*debug, "ticket", "show", "SRM-0000000001", "--deadline", "1", env=env)
     assert r.returncode == 3 and "error:" in r.stderr
 
 
