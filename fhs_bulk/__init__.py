@@ -81,6 +81,13 @@ if TYPE_CHECKING:
     from fhs_bulk.validate.check import Finding, ValidationReport, validate_sheet
 
 
+# The subpackage fhs_bulk.upload shares its name with the function fhs_bulk.upload: importing the
+# package (an empty __init__) now, then dropping the attribute, keeps a later ``import
+# fhs_bulk.upload.run`` from replacing the function with the package.
+import_module("fhs_bulk.upload")
+del globals()["upload"]
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -16,6 +16,7 @@ IST = timezone(timedelta(hours=5, minutes=30), "IST")
 ORDER_SHEET_NAME = "FK_ODS_ORDER_CREATE"
 ORDER_ID_COLUMN = "fk_order_id"
 ORDER_ID_PATTERN = r"^OD[0-9]{18}$"  # OD + 18 digits: the one definition
+MAX_BATCH = 1000  # orders per SRMS bulk job
 TRACKER_SHEET_NAME = "Tracker for installation (ODS)"
 ODS_FSN_PREFIX = "ODS"
 CLIENT_NAME = "Jeeves Consumer Services"

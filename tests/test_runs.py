@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GOOD, NON_ODS, cli_env, free_port, order_sheet, run_cli
+from tests.conftest import GOOD, NON_ODS, cli_env, free_port, order_sheet, read_results, run_cli
 
 
 class Receiver:
@@ -150,6 +150,27 @@ def test_prune_forgets_runs_not_the_exactly_once_records(srms, tmp_path: Path) -
     assert json.loads(run_cli("runs", "--json", env=env).stdout)["runs"] == []
     again = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--json", env=env)
     assert json.loads(again.stdout)["sent"] == 0  # the ledger still answers every order
+
+
+def test_history_written_by_an_older_version_still_reads(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Older versions kept a run's rows as one blob; `runs show` and `runs results` read both forms."""
+    import zlib
+
+    env = cli_env(tmp_path, srms)
+    assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:2])), "--out", str(tmp_path / "r.csv"),
+                   env=env).returncode == 0
+    run_id = json.loads(run_cli("runs", "--json", env=env).stdout)["runs"][0]["id"]
+    old_rows = [[2, GOOD[0], "registered", None, "BK-x", "SRM-1", ""], [3, "od1", "invalid", "order-id-lowercase",
+                                                                       None, None, "lower case"]]
+    with sqlite3.connect(tmp_path / "state" / "ledger.sqlite") as db:
+        db.execute("DELETE FROM run_row_chunks")
+        db.execute("UPDATE run_rows SET rows = ? WHERE run_id = ?",
+                   (zlib.compress(json.dumps(old_rows).encode()), run_id))
+    shown = json.loads(run_cli("runs", "show", run_id, "--json", env=env).stdout)
+    assert [p["fk_order_id"] for p in shown["problems"]] == ["od1"]
+    again = tmp_path / "again.csv"
+    assert run_cli("runs", "results", run_id, "--out", str(again), env=env).returncode == 0
+    assert [r["fk_order_id"] for r in read_results(again)] == [GOOD[0], "od1"]
 
 
 def test_notify_on_always_and_failure(srms, receiver: Receiver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -87,6 +87,43 @@ def test_srms_down_exits_3_and_rerun_finishes(srms, tmp_path: Path) -> None:  # 
     assert r.returncode == 0 and {x["status"] for x in read_results(tmp_path / "r.csv")} == {"registered"}
 
 
+def test_rerun_the_ledger_answers_needs_no_srms(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A re-run whose orders the ledger holds is answered from it: SRMS down changes nothing; a new
+    order in the sheet is what needs SRMS, and fails transiently (exit 3)."""
+    env = cli_env(tmp_path, srms)
+    out = tmp_path / "r.csv"
+    assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:5])), "--out", str(out), env=env).returncode == 0
+    first = read_results(out)
+    srms.stop()
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:5])), "--out", str(out), "--deadline", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    again = read_results(out)
+    assert [x["status"] for x in again] == ["already-registered"] * 5
+    assert [x["reference_id"] for x in again] == [x["reference_id"] for x in first]
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:6])), "--out", str(out), "--deadline", "1", env=env)
+    assert r.returncode == 3, r.stderr
+    assert [x["status"] for x in read_results(out)] == ["already-registered"] * 5 + ["failed"]
+
+
+def test_result_rows_past_the_compression_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results kept compressed past a size read back exactly, in order, whichever way they are read."""
+    from fhs_bulk.upload import run
+
+    monkeypatch.setattr(run, "COMPRESS_AFTER", 3)
+    rows = run.ResultRows()
+    data = [[i + 2, f"OD{i:018d}", "registered", None, f"BK-{i:036d}", f"SRM-{i:010d}", ""] for i in range(10)]
+    data[7][1], data[7][2] = "=HYPERLINK(1)", "invalid"
+    for i in range(0, 10, 2):
+        rows.add([list(r) for r in data[i:i + 2]])
+    assert len(rows) == 10 and list(rows.lists()) == data
+    assert rows[7].fk_order_id == "=HYPERLINK(1)" and rows[-1].row == 11 and [r.row for r in rows] == list(range(2, 12))
+    safe = list(rows.safe_lists())
+    assert safe[7][1] == "'=HYPERLINK(1)" and safe[6] == data[6]
+    with pytest.raises(IndexError):
+        rows[10]
+    assert [r for chunk in rows.drain() for r in chunk] == data and len(rows) == 0
+
+
 def test_lock_exits_4_naming_the_holder(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env = cli_env(tmp_path, srms)
     state = Path(env["FHS_STATE_DIR"])
@@ -150,6 +187,8 @@ def test_token_never_printed_even_with_debug(srms, tmp_path: Path) -> None:  # t
     assert TOKEN not in r.stdout + r.stderr + log.read_text()
     env["FHS_SRMS_TOKEN"] = "wrong-" + TOKEN
     r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), env=env)
+    assert r.returncode == 0, r.stderr  # the ledger answers a re-run: SRMS is not asked
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[3:6])), env=env)
     assert r.returncode == 2 and "403" in r.stderr and TOKEN not in r.stderr
 
 

@@ -221,7 +221,8 @@ def recorded_run(session: Any, command: str, *, sheet: str | None = None, dry_ru
             problems = []
             if rec is not None and rec.rows and rec.columns and "status" in rec.columns:
                 s, r = rec.columns.index("status"), rec.columns.index("row")
-                problems = [row[r] for row in rec.rows if row[s] in ("rejected", "invalid", "conflict")]
+                rows = rec.rows.lists() if hasattr(rec.rows, "lists") else rec.rows  # an upload's ResultRows
+                problems = [row[r] for row in rows if row[s] in ("rejected", "invalid", "conflict")]
             summary = notify_mod.Summary(command, sheet, int(code), rec.run_id if rec else None,
                                          dict(rec.counts) if rec else {}, problems,
                                          (rec.outputs.get("results") or rec.outputs.get("report")) if rec else None,

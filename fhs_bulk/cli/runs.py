@@ -86,11 +86,11 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     session, log = _log(ctx.obj.get("state_dir"))
     with session:
         run = log.get(run_id)
-        columns, rows = log.rows(run.id)
-    problems = []
-    if "status" in columns:
-        s = columns.index("status")
-        problems = [dict(zip(columns, row, strict=False)) for row in rows if row[s] in PROBLEM_STATUSES]
+        columns, rows = log.rows(run.id)  # read as they are iterated: inside the session
+        problems = []
+        if "status" in columns:
+            s = columns.index("status")
+            problems = [dict(zip(columns, row, strict=False)) for row in rows if row[s] in PROBLEM_STATUSES]
     if as_json:
         sys.stdout.write(json.dumps({**run.as_dict(), "problems": problems}) + "\n")
         return

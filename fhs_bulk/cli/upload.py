@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -83,7 +84,7 @@ def upload(ctx: click.Context, sheet: str, out: str | None, out_worksheet: str |
             rec.outputs["singles"] = write_singles(result, singles_out)
         rec.exit_code, rec.counts = result.exit_code, dict(result.counts)
         rec.outputs.update({"results": result.out} if result.out else {})
-        rec.columns, rec.rows = RESULT_COLUMNS, [r.as_list() for r in result.rows]
+        rec.columns, rec.rows = RESULT_COLUMNS, result.rows
     c = result.counts
     ctx.obj["outcome"] = (f"{'dry run; ' if result.dry_run else ''}registered {c.get('registered', 0)}, already "
                           f"{c.get('already-registered', 0)}, rejected {c.get('rejected', 0)}, invalid "
@@ -142,9 +143,12 @@ def _print_summary(result: Any, live: bool) -> None:
 
         Console(highlight=False).print(table)
     click.echo(line)
-    problems = [r for r in result.rows if r.status in ("invalid", "rejected", "failed")]
-    for r in problems[:PROBLEMS_SHOWN]:
-        click.echo(f"  row {r.row}\t{r.fk_order_id}\t{r.status}\t{r.code or ''}\t{r.message}")
-    if len(problems) > PROBLEMS_SHOWN:
+    problems = sum(c.get(status, 0) for status in ("invalid", "rejected", "failed"))
+    if problems:
+        shown = itertools.islice((r for r in result.rows if r.status in ("invalid", "rejected", "failed")),
+                                 PROBLEMS_SHOWN)
+        for r in shown:
+            click.echo(f"  row {r.row}\t{r.fk_order_id}\t{r.status}\t{r.code or ''}\t{r.message}")
+    if problems > PROBLEMS_SHOWN:
         where = f"see {result.out}" if result.out else "use --json"
-        click.echo(f"  ... and {len(problems) - PROBLEMS_SHOWN} more: {where}")
+        click.echo(f"  ... and {problems - PROBLEMS_SHOWN} more: {where}")

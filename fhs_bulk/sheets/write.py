@@ -17,13 +17,13 @@ from fhs_bulk.errors import DiskFull, OutputError
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # a BOM and zero-width characters a cell may start with
-_RISKY_FIRST = frozenset("".join(FORMULA_STARTS) + INVISIBLE)  # one set lookup for the common, safe cell
+RISKY_FIRST = frozenset("".join(FORMULA_STARTS) + INVISIBLE)  # one set lookup for the common, safe cell
 
 
 def defuse(value: Any) -> Any:
     """Text a spreadsheet would evaluate as a formula gets a leading apostrophe (OWASP CSV injection),
     also when its first visible character comes after a BOM or zero-width character."""
-    if isinstance(value, str) and value and value[0] in _RISKY_FIRST and \
+    if isinstance(value, str) and value and value[0] in RISKY_FIRST and \
             value.lstrip(INVISIBLE).startswith(FORMULA_STARTS):
         return "'" + value
     return value
@@ -83,7 +83,9 @@ def table_format(path: str | Path) -> str:
 
 
 def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-                sheet_title: str = "results") -> Path:
+                sheet_title: str = "results", safe: bool = False) -> Path:
+    """A table to .csv or .xlsx, atomically; text never becomes a formula. ``safe``: the caller has
+    already defused the cells (see ``defuse``), so a CSV is written without looking at each one."""
     fmt = table_format(path)
     try:
         with atomic_path(path) as tmp:
@@ -91,8 +93,11 @@ def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequenc
                 with open(tmp, "w", newline="", encoding="utf-8") as fh:
                     writer = csv.writer(fh)
                     writer.writerow(columns)
-                    for row in rows:
-                        writer.writerow(["" if v is None else defuse(v) for v in row])
+                    if safe:
+                        writer.writerows(rows)  # None is written as an empty cell
+                    else:
+                        for row in rows:
+                            writer.writerow(["" if v is None else defuse(v) for v in row])
             else:
                 _write_xlsx(tmp, columns, rows, sheet_title)
     except OSError as exc:
@@ -168,7 +173,7 @@ def check_writable(path: str | Path, *, what: str = "output", table: bool = True
 
 
 def write_rows(out: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-               worksheet: str = "results") -> str:
+               worksheet: str = "results", safe: bool = False) -> str:
     """A table to a file (.csv/.xlsx, atomic, formula-safe) or to a Google Sheet (URL, key or
     gsheet:TITLE) as worksheet ``worksheet`` (RAW values). Returns where it went."""
     from fhs_bulk.sheets.ref import SheetRef
@@ -178,4 +183,4 @@ def write_rows(out: str | Path, columns: Sequence[str], rows: Iterable[Sequence[
         from fhs_bulk.sheets.google import Google
 
         return str(Google().write(ref.google, worksheet, list(columns), [list(r) for r in rows]))
-    return str(write_table(out, columns, rows, sheet_title=worksheet))
+    return str(write_table(out, columns, rows, sheet_title=worksheet, safe=safe))

@@ -19,7 +19,7 @@ def body_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 API_PREFIX = "/v1"
-MAX_BATCH = 1000
+MAX_BATCH = domain.MAX_BATCH
 ORDER_ID_RE = domain.ORDER_ID_PATTERN
 REFERENCE_ID_RE = r"^BK-[0-9A-Za-z]{4}[0-9a-f]{32}$"
 TICKET_ID_RE = r"^SRM-[0-9]{10}$"

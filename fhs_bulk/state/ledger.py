@@ -15,8 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,12 +43,8 @@ CREATE INDEX IF NOT EXISTS ticket_requests_body ON ticket_requests(srms, body_ha
 HOLDS_ID = ("registered", "already-registered")
 
 
-@dataclass(frozen=True)
-class Known:
-    status: str
-    code: str | None
-    reference_id: str | None
-    ticket_id: str | None
+# What the ledger holds of one order: (status, code, reference_id, ticket_id, batch_key).
+Held = tuple[str, str | None, str | None, str | None, str | None]
 
 
 def _now() -> str:
@@ -174,15 +169,16 @@ class Ledger:
                 row = self.db.execute("INSERT INTO srms (identity) VALUES (?) RETURNING id", (srms,)).fetchone()
         return int(row[0])
 
-    def known(self, srms: str, order_ids: Iterable[str]) -> dict[str, Known]:
-        """What the ledger knows of these orders at this SRMS (one query, however many orders)."""
+    def held(self, srms: str, order_ids: list[str]) -> dict[str, Held]:
+        """What the ledger holds of these orders at this SRMS: one query, the IDs sorted so the index
+        is walked in order."""
         sid = self._srms_id(srms)
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.fk_order_id, o.status, o.code, o.reference_id, o.ticket_id FROM json_each(?) AS j "
-                "CROSS JOIN orders AS o ON o.srms_id = ? AND o.fk_order_id = j.value",  # json outer, index inner
-                (json.dumps(list(order_ids)), sid)).fetchall()
-        return {oid: Known(st, code, ref, tid) for oid, st, code, ref, tid in rows}
+                "SELECT o.fk_order_id, o.status, o.code, o.reference_id, o.ticket_id, o.batch_key FROM json_each(?) "
+                "AS j CROSS JOIN orders AS o ON o.srms_id = ? AND o.fk_order_id = j.value",  # json outer, index inner
+                (json.dumps(sorted(order_ids)), sid)).fetchall()
+        return {row[0]: row[1:] for row in rows}
 
     def pending_batches(self, srms: str) -> list[tuple[str, list[str]]]:
         with self._lock:
@@ -191,13 +187,14 @@ class Ledger:
                                    (srms,)).fetchall()
         return [(k, json.loads(ids)) for k, ids in rows]
 
-    def plan(self, srms: str, batches: list[tuple[str, list[str]]]) -> None:
-        """Record batches (key and exact body) before any of them is sent, fsynced."""
+    def plan(self, srms: str, batches: list[tuple[str, str]]) -> None:
+        """Record batches (key and exact body, the order IDs as a JSON array) before any of them is
+        sent, fsynced."""
         stamp = _now()
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany("INSERT INTO batches VALUES (?,?,?,'pending',NULL)", [(k, srms, stamp) for k, _ in batches])
-            db.executemany("INSERT INTO batch_bodies VALUES (?,?)", [(k, json.dumps(ids)) for k, ids in batches])
+            db.executemany("INSERT INTO batch_bodies VALUES (?,?)", batches)
 
         self._tx(write)
 

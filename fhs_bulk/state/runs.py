@@ -35,8 +35,14 @@ CREATE TABLE IF NOT EXISTS runs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
 CREATE TABLE IF NOT EXISTS run_rows (run_id TEXT PRIMARY KEY, columns TEXT NOT NULL, rows BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_row_chunks (run_id TEXT NOT NULL, seq INTEGER NOT NULL, rows BLOB NOT NULL,
+                                           PRIMARY KEY (run_id, seq));
 """
+# A run's rows: its columns (and, from older versions, every row) in run_rows; the rows themselves in
+# run_row_chunks, each a zlib-compressed JSON array, so a million rows are never one value in memory.
 
+ROWS_PER_CHUNK = 20_000
+_EMPTY = zlib.compress(b"[]")
 PROBLEM_STATUSES = ("rejected", "invalid", "failed", "conflict")
 DEFAULT_KEEP_DAYS = 90
 
@@ -118,13 +124,19 @@ class RunLog:
 
     def finish(self, run_id: str, exit_code: int, *, counts: dict[str, int] | None = None,
                outputs: dict[str, str] | None = None, error: str | None = None,
-               columns: list[str] | None = None, rows: list[list[Any]] | None = None) -> None:
+               columns: list[str] | None = None, rows: Any = None) -> None:
+        """``rows``: a list of rows, or anything with ``chunks()`` (an upload's ResultRows)."""
         def write(db: sqlite3.Connection) -> None:
             db.execute("UPDATE runs SET ended_at=?, exit_code=?, counts=?, outputs=?, error=? WHERE id=?",
                        (_now(), int(exit_code), json.dumps(counts or {}), json.dumps(outputs or {}), error, run_id))
             if columns is not None and rows is not None:
-                blob = zlib.compress(json.dumps(rows, separators=(",", ":"), default=str).encode(), 1)
-                db.execute("INSERT OR REPLACE INTO run_rows VALUES (?,?,?)", (run_id, json.dumps(columns), blob))
+                db.execute("INSERT OR REPLACE INTO run_rows VALUES (?,?,?)", (run_id, json.dumps(columns), _EMPTY))
+                db.execute("DELETE FROM run_row_chunks WHERE run_id = ?", (run_id,))
+                chunks = rows.chunks() if hasattr(rows, "chunks") else (
+                    rows[i:i + ROWS_PER_CHUNK] for i in range(0, len(rows), ROWS_PER_CHUNK))
+                for seq, chunk in enumerate(chunks):
+                    blob = zlib.compress(json.dumps(chunk, separators=(",", ":"), default=str).encode(), 1)
+                    db.execute("INSERT INTO run_row_chunks VALUES (?,?,?)", (run_id, seq, blob))
 
         self.ledger.transaction(write)
 
@@ -169,12 +181,25 @@ class RunLog:
             raise UsageError(f"no run {run_id!r} in this state directory; `fhs-bulk runs` lists them.", code="usage")
         return self._run(row)
 
-    def rows(self, run_id: str) -> tuple[list[str], list[list[Any]]]:
+    def rows(self, run_id: str) -> tuple[list[str], Iterator[list[Any]]]:
+        """A run's columns, and its rows as they are read (a chunk at a time)."""
         with self.ledger.lock_db():
             row = self.db.execute("SELECT columns, rows FROM run_rows WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            return [], []
-        return json.loads(row[0]), json.loads(zlib.decompress(row[1]))
+            return [], iter(())
+        return json.loads(row[0]), self._rows(run_id, row[1])
+
+    def _rows(self, run_id: str, first: bytes) -> Iterator[list[Any]]:
+        yield from json.loads(zlib.decompress(first))
+        seq = -1
+        while True:
+            with self.ledger.lock_db():
+                row = self.db.execute("SELECT seq, rows FROM run_row_chunks WHERE run_id = ? AND seq > ? ORDER BY seq "
+                                      "LIMIT 1", (run_id, seq)).fetchone()
+            if row is None:
+                return
+            seq = row[0]
+            yield from json.loads(zlib.decompress(row[1]))
 
     def write_results(self, run_id: str, out: str) -> str:
         """Write a run's rows again (its results file: CSV, xlsx or a Google Sheet). Returns where."""
@@ -198,6 +223,8 @@ class RunLog:
         def write(db: sqlite3.Connection) -> None:
             nonlocal count
             db.execute("DELETE FROM run_rows WHERE run_id IN (SELECT id FROM runs WHERE started_at <= ?)", (cutoff,))
+            db.execute("DELETE FROM run_row_chunks WHERE run_id IN (SELECT id FROM runs WHERE started_at <= ?)",
+                       (cutoff,))
             count = db.execute("DELETE FROM runs WHERE started_at <= ?", (cutoff,)).rowcount
 
         self.ledger.transaction(write)
@@ -219,7 +246,7 @@ class Recording:
     counts: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     columns: list[str] | None = None
-    rows: list[list[Any]] | None = None
+    rows: Any = None  # a list of rows, or an upload's ResultRows
     exit_code: int | None = None
 
 

@@ -8,14 +8,18 @@ job. SRMS itself registers an order at most once, so even a lost ledger cannot d
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import pickle
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhs_bulk.domain import MAX_BATCH
 from fhs_bulk.errors import (
     DataError,
     DiskFull,
@@ -27,8 +31,8 @@ from fhs_bulk.errors import (
     UsageError,
 )
 from fhs_bulk.sheets.ref import SheetRef
-from fhs_bulk.srms.client import new_key
-from fhs_bulk.srms.schemas import MAX_BATCH
+from fhs_bulk.sheets.write import RISKY_FIRST
+from fhs_bulk.state.ledger import HOLDS_ID, Held
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Connection, Session
@@ -77,7 +81,7 @@ class RowResult:
 class UploadResult:
     sheet: str
     srms: str
-    rows: list[RowResult]
+    rows: ResultRows
     elapsed: float
     sent: int = 0
     batches: int = 0
@@ -109,7 +113,7 @@ class UploadResult:
         """One row per input row (the results file's columns) as a pandas DataFrame."""
         from fhs_bulk.frames import frame
 
-        return frame(RESULT_COLUMNS, (r.as_list() for r in self.rows))
+        return frame(RESULT_COLUMNS, self.rows.lists())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,10 +132,96 @@ Progress = Callable[[int, int], None]
 # What became of one order: (status, code, reference_id, ticket_id, message).
 Outcome = tuple[str, str | None, str | None, str | None, str]
 
+CHUNK_ROWS = 20_000  # sheet rows per step of a pass: memory stays flat however long the sheet
+COMPRESS_AFTER = 100_000  # result rows kept as they are; past these, compressed (slower, a third of the memory)
+PLAN_BATCHES = 100  # batches recorded (fsynced) per ledger transaction while planning
+EARLIER = "registered by an earlier run"
+# How a string cell a spreadsheet could read as a formula (see sheets.write.defuse) opens in a
+# chunk's JSON text; a chunk with none of these skips the per-cell check when written to CSV. (A
+# quote inside a string is escaped, so these only match a string's opening: false alarms are safe.)
+_RISKY_OPENINGS = tuple('"' + json.dumps(c, ensure_ascii=False)[1:-1] for c in sorted(RISKY_FIRST))
 
-def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptions | None = None, *,
+
+def _risky(text: str) -> bool:
+    return any(opening in text for opening in _RISKY_OPENINGS)
+
+
+class ResultRows:
+    """The results, one row per data row in sheet order, kept as pickled chunks (this process's own
+    data, never read from outside), compressed past COMPRESS_AFTER rows: a million rows hold ~50 MB,
+    not a GB of objects. Iterate for RowResult; ``lists()`` for the cells."""
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[bytes, int, bool]] = []  # (pickle of a list of rows, rows, compressed)
+        self._len = 0
+
+    def add(self, rows: list[list[Any]]) -> None:
+        if rows:
+            blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+            packed = self._len >= COMPRESS_AFTER
+            self._chunks.append((zlib.compress(blob, 1) if packed else blob, len(rows), packed))
+            self._len += len(rows)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __bool__(self) -> bool:
+        return self._len > 0
+
+    @staticmethod
+    def _load(blob: bytes, packed: bool) -> list[list[Any]]:
+        rows: list[list[Any]] = pickle.loads(zlib.decompress(blob) if packed else blob)
+        return rows
+
+    def chunks(self) -> Iterator[list[list[Any]]]:
+        for blob, _, packed in self._chunks:
+            yield self._load(blob, packed)
+
+    def drain(self) -> Iterator[list[list[Any]]]:
+        """The chunks, each let go as soon as it is read (a pass that rebuilds the rows elsewhere)."""
+        self._chunks.reverse()
+        while self._chunks:
+            blob, n, packed = self._chunks.pop()
+            self._len -= n
+            yield self._load(blob, packed)
+
+    def lists(self) -> Iterator[list[Any]]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def safe_lists(self) -> Iterator[list[Any]]:
+        """The rows with any cell a spreadsheet would evaluate defused; a chunk is checked once, in C
+        (its JSON text), and only chunks holding such a cell pay for the check per cell."""
+        from fhs_bulk.sheets.write import defuse
+
+        for chunk in self.chunks():
+            if _risky(json.dumps(chunk, ensure_ascii=False, separators=(",", ":"))):
+                yield from ([defuse(v) for v in row] for row in chunk)
+            else:
+                yield from chunk
+
+    def __iter__(self) -> Iterator[RowResult]:
+        for row in self.lists():
+            yield RowResult(*row)
+
+    def __getitem__(self, index: int) -> RowResult:
+        if index < 0:
+            index += self._len
+        for blob, n, packed in self._chunks:
+            if 0 <= index < n:
+                return RowResult(*self._load(blob, packed)[index])
+            index -= n
+        raise IndexError("result row out of range")
+
+
+def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = None, *,
                  progress: Progress | None = None) -> UploadResult:
-    """Run one upload. The caller holds the run lock and owns the ledger and the connection."""
+    """Run one upload. The caller holds the run lock; the session's ledger and SRMS are used (SRMS is
+    only connected to when there is something to send or look up).
+
+    Two passes over the sheet, a chunk of rows at a time: the first settles what the ledger already
+    knows and plans the rest into batches; the second, after sending, fills in the answers.
+    """
     from fhs_bulk.validate.check import validate_sheet
 
     options = options or UploadOptions()
@@ -145,108 +235,198 @@ def upload_sheet(sheet: str, conn: Connection, ledger: Any, options: UploadOptio
         first = report.errors[0]
         raise DataError(f"{report.invalid} invalid rows and --strict: nothing was sent. First: row {first.row}: "
                        f"{first.code}: {first.message}", code="strict")
-    unreachable = None
-    try:
-        conn.client.ping()
-    except SrmsUnavailable as exc:
-        unreachable = exc.message
-        log.error("%s; nothing is sent, every valid order is reported failed", unreachable)
-    valid = report.valid_orders()
-    order_ids = [oid for _, oid in valid]
-    ledger.index(conn.identity)  # answers a run that died before indexing them
-    known = ledger.known(conn.identity, order_ids)
-    outcome: dict[str, Outcome] = {}
-    for oid, k in known.items():
-        if k.status in ("registered", "already-registered"):
-            outcome[oid] = ("already-registered", None, k.reference_id, k.ticket_id, "registered by an earlier run")
-    pending = ledger.pending_batches(conn.identity)
-    in_pending = {oid for _, ids in pending for oid in ids}
-    to_send = [oid for oid in order_ids if oid not in outcome and oid not in in_pending]
-    result = UploadResult(sheet=sheet, srms=conn.description, rows=[], elapsed=0.0, dry_run=options.dry_run,
-                          warnings=len(report.warnings))
-    if unreachable:
-        for oid in to_send + sorted(in_pending):
-            outcome[oid] = ("failed", "srms-unavailable", None, None, f"not sent: {unreachable}")
-    elif options.dry_run:
-        _dry_run(conn, to_send, pending, outcome)
-        # What an earlier run saw SRMS refuse, it would refuse again: judged, so the exit code says so.
-        for oid, k in known.items():
-            if k.status == "rejected" and oid not in outcome:
-                outcome[oid] = ("rejected", k.code, None, None, "rejected by SRMS in an earlier run (dry run: "
-                                                               "not sent again)")
-    else:
-        batches = [(new_key(), to_send[i:i + options.batch_size])
-                   for i in range(0, len(to_send), options.batch_size)]
-        if batches:
-            ledger.plan(conn.identity, batches)
-        work = pending + batches
-        result.batches = len(work)
-        result.resent_batches = len(pending)
-        if pending:
-            log.info("re-sending %s whose answer an earlier run never saw (same keys)",
-                     _n(len(pending), "batch", "batches"))
-        log.info("sending %s in %s to %s", _n(len(to_send) + len(in_pending), "order"), _n(len(work), "batch",
-                                                                                          "batches"), conn.description)
+    ledger, identity = session.ledger, session.identity
+    ledger.index(identity)  # answers a run that died before indexing them
+    pending = [(key, json.dumps(ids)) for key, ids in ledger.pending_batches(identity)]
+    in_pending = {oid for _, body in pending for oid in json.loads(body)}
+    result = UploadResult(sheet=sheet, srms=session.description, rows=ResultRows(), elapsed=0.0,
+                          dry_run=options.dry_run, warnings=len(report.warnings))
+    first_error = report.first_error_by_row()
+
+    # Pass 1: plan what the ledger does not settle. While every row is settled (a re-run), the rows
+    # are kept and are the results; from the first open row on, pass 2 builds them after sending.
+    settled: ResultRows | None = ResultRows()
+    bodies: list[tuple[str, int]] = []  # batch bodies to plan (JSON arrays of IDs) and their sizes
+    current: list[str] = []
+    open_rows = 0
+    decide = _Decider(first_error, in_pending, options.dry_run)
+    for rows, ids, valid in report.chunks(CHUNK_ROWS):
+        held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok])
+        out: list[list[Any]] = []
+        for row, oid, ok in zip(rows, ids, valid, strict=True):
+            decided = decide(row, oid, ok, held.get(oid))
+            if decided is not None:
+                if settled is not None:
+                    out.append([row, oid, *decided])
+                continue
+            open_rows += 1
+            settled = None
+            if oid not in in_pending:
+                current.append(oid)
+                if len(current) == options.batch_size:
+                    bodies.append((json.dumps(current), len(current)))
+                    current = []
+        if settled is not None:
+            settled.add(out)
+    if current:
+        bodies.append((json.dumps(current), len(current)))
+    del current
+
+    if bodies or pending:
+        conn = session.srms
         try:
-            result.sent = _send(conn, ledger, work, options.concurrency, outcome, progress, result.services)
-        finally:
-            ledger.index(conn.identity)
-        result.retries = conn.client.stats.retries
-    stopped = conn.client.cancel.is_set()
-    result.rows = _rows(report, outcome, options.dry_run, interrupted=stopped)
-    result.counts = {s: 0 for s in STATUSES} | _count(result.rows)
+            conn.client.ping()
+        except SrmsUnavailable as exc:
+            log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
+            decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
+        if decide.missing is None and options.dry_run:
+            _dry_run(conn, [b for b, _ in bodies] + [b for _, b in pending], decide.extra)
+        elif decide.missing is None:
+            result.sent, decide.run_keys = _plan_and_send(session, conn, bodies, pending, options, decide.extra,
+                                                          progress, result)
+    if decide.missing is None:
+        stopped = session.cancel.is_set()
+        decide.missing = (("would-send", None, None, None, "would be sent") if options.dry_run else
+                          ("failed", "interrupted" if stopped else "not-sent", None, None,
+                           "not sent (the run was interrupted); safe to re-run" if stopped
+                           else "not sent; safe to re-run"))
+
+    # Pass 2 (when some row was open): every row again, now with this run's answers in the ledger.
+    if settled is None:
+        settled, decide.counts, decide.after = ResultRows(), {}, True
+        for rows, ids, valid in report.chunks(CHUNK_ROWS):
+            held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok])
+            settled.add([[row, oid, *decide.final(row, oid, ok, held.get(oid))]
+                         for row, oid, ok in zip(rows, ids, valid, strict=True)])
+    result.rows = settled
+    result.counts = {s: 0 for s in STATUSES} | decide.counts
     result.elapsed = time.monotonic() - started
     return result
 
 
-def _dry_run(conn: Connection, to_send: list[str], pending: list, outcome: dict[str, Outcome]) -> None:
-    for _, ids in pending:
-        to_send = to_send + [i for i in ids if i not in outcome]
+class _Decider:
+    """What became of one row, from its validity, what the ledger holds of it and what this run learnt.
+    Pass 1 asks before sending (None: still open); pass 2 asks ``final`` after."""
+
+    def __init__(self, first_error: dict[int, Any], in_pending: set[str], dry_run: bool) -> None:
+        self.first_error = first_error
+        self.in_pending = in_pending
+        self.dry_run = dry_run
+        self.run_keys: set[str] = set()  # batches sent (or re-sent) by this run
+        self.extra: dict[str, Outcome] = {}  # what this run learnt that the ledger does not hold
+        self.missing: Outcome | None = None  # for open rows nobody answered
+        self.counts: dict[str, int] = {}
+        self.after = False  # pass 2: an order of a pending batch is settled too
+
+    def __call__(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome | None:
+        if not ok:
+            f = self.first_error.get(row)
+            return self._count(("invalid", f.code if f else "invalid", None, None, f.message if f else
+                                "invalid (past the findings validate lists in detail: fix the first ones and run "
+                                "again)"))
+        if held is not None and held[4] in self.run_keys:
+            status, code, ref, tid, _ = held
+            return self._count((status, code, ref, tid, REJECT_MESSAGES.get(code or "", "") if status == "rejected"
+                                else ""))
+        if held is not None and held[0] in HOLDS_ID and (self.after or oid not in self.in_pending):
+            return self._count(("already-registered", None, held[2], held[3], EARLIER))
+        return None
+
+    def final(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome:
+        decided = self(row, oid, ok, held)
+        if decided is not None:
+            return decided
+        assert self.missing is not None
+        return self._count(self.extra.get(oid) or _earlier_rejection(self.dry_run, held) or self.missing)
+
+    def _count(self, outcome: Outcome) -> Outcome:
+        self.counts[outcome[0]] = self.counts.get(outcome[0], 0) + 1
+        return outcome
+
+
+def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]], pending: list[tuple[str, str]],
+                   options: UploadOptions, failures: dict[str, Outcome], progress: Progress | None,
+                   result: UploadResult) -> tuple[int, set[str]]:
+    """Record every new batch (key and body) in the ledger, fsynced, then send them and the pending
+    ones. Returns the orders sent and the batch keys of this run."""
+    from fhs_bulk.srms.client import new_key
+
+    ledger, identity = session.ledger, session.identity
+    work = [(key, body, len(json.loads(body))) for key, body in pending]
+    planned = [(new_key(), body, n) for body, n in bodies]
+    bodies.clear()
+    for i in range(0, len(planned), PLAN_BATCHES):
+        ledger.plan(identity, [(key, body) for key, body, _ in planned[i:i + PLAN_BATCHES]])
+    work += planned
+    result.batches, result.resent_batches = len(work), len(pending)
+    if pending:
+        log.info("re-sending %s whose answer an earlier run never saw (same keys)",
+                 _n(len(pending), "batch", "batches"))
+    log.info("sending %s in %s to %s", _n(sum(n for _, _, n in work), "order"), _n(len(work), "batch", "batches"),
+             conn.description)
+    try:
+        sent = _send(conn, ledger, work, options.concurrency, failures, progress, result.services)
+    finally:
+        ledger.index(identity)
+        result.retries = conn.client.stats.retries
+    return sent, {key for key, _, _ in work}
+
+
+def _earlier_rejection(dry_run: bool, held: Any) -> Outcome | None:
+    """A dry run does not send again what SRMS refused before: judged, so the exit code says so."""
+    if dry_run and held is not None and held[0] == "rejected":
+        return ("rejected", held[1], None, None, "rejected by SRMS in an earlier run (dry run: not sent again)")
+    return None
+
+
+def _dry_run(conn: Connection, bodies: list[str], extra: dict[str, Outcome]) -> None:
+    to_send = [oid for body in bodies for oid in json.loads(body)]
     for start in range(0, len(to_send), MAX_BATCH):
         chunk = to_send[start:start + MAX_BATCH]
         for reg in conn.client.lookup(chunk).registrations:
-            outcome[reg.fk_order_id] = ("already-registered", None, reg.reference_id, reg.ticket_id,
-                                        "already registered in SRMS (dry run)")
+            extra[reg.fk_order_id] = ("already-registered", None, reg.reference_id, reg.ticket_id,
+                                      "already registered in SRMS (dry run)")
 
 
 GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
 
 
-def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], concurrency: int,
-          outcome: dict[str, Outcome], progress: Progress | None, services: dict[str, str]) -> int:
-    """Send the batches, at most ``concurrency`` in flight. A cancel (Ctrl-C, SIGTERM) starts no new
-    batch and gives those in flight GRACE_S seconds; a full disk under the ledger stops sending at
-    once. Either way every batch not confirmed stays pending in the ledger for the next run."""
-    total = sum(len(ids) for _, ids in work)
+def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concurrency: int,
+          failures: dict[str, Outcome], progress: Progress | None, services: dict[str, str]) -> int:
+    """Send the batches, at most ``concurrency`` in flight. Answers go to the ledger only; orders of a
+    batch that failed go to ``failures``. A cancel (Ctrl-C, SIGTERM) starts no new batch and gives
+    those in flight GRACE_S seconds; a full disk under the ledger stops sending at once. Either way
+    every batch not confirmed stays pending in the ledger for the next run."""
+    total = sum(n for _, _, n in work)
     done = 0
     cancel = conn.client.cancel
     if progress:
         progress(0, total)
 
-    def run(key: str, ids: list[str]) -> tuple[list[Any] | None, tuple[str, str] | None]:
+    def run(key: str, ids: list[str]) -> tuple[bool, tuple[str, str] | None]:
         try:
             res = conn.client.register(ids, key)
         except Interrupted as exc:
-            return None, ("interrupted", exc.message)
+            return False, ("interrupted", exc.message)
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
-            return None, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
+            return False, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
         rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
         for r in res.results:
             if r.service:
                 services[r.fk_order_id] = r.service
         ledger.record(conn.identity, key, res.job_id, rows)  # may raise DiskFull: the main loop stops
-        return rows, None
+        return True, None
 
     queue = list(reversed(work))
-    in_flight: dict[Future[tuple[list[Any] | None, tuple[str, str] | None]], tuple[str, list[str]]] = {}
+    in_flight: dict[Future[tuple[bool, tuple[str, str] | None]], tuple[str, str, int]] = {}
     fatal: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
     grace_until: float | None = None
     try:
         while queue or in_flight:
             while queue and len(in_flight) < concurrency and not cancel.is_set() and fatal is None:
-                key, ids = queue.pop()
-                in_flight[pool.submit(run, key, ids)] = (key, ids)
+                key, body, n = queue.pop()
+                in_flight[pool.submit(run, key, json.loads(body))] = (key, body, n)
             if not in_flight:
                 break
             if cancel.is_set() and grace_until is None:
@@ -256,29 +436,26 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
                 break
             finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
             for fut in finished:
-                key, ids = in_flight.pop(fut)
+                key, body, n = in_flight.pop(fut)
                 try:
-                    res, error = fut.result()
+                    ok, error = fut.result()
                 except DiskFull as exc:
                     fatal = fatal or exc
                     cancel.set()  # no new batch, and the ones in flight stop retrying
                     continue
-                if res is None:
+                if not ok:
                     assert error is not None
                     code, message = error
                     if code != "interrupted":
                         log.warning("batch %s (%d orders) failed: %s; it stays pending and a re-run resends it",
-                                    key[:8], len(ids), message)
-                    failed = ("failed", code, None, None,
-                              "not confirmed: the run was interrupted; safe to re-run" if code == "interrupted"
-                              else f"not confirmed by SRMS ({message}); safe to re-run")
-                    for oid in ids:
-                        outcome.setdefault(oid, failed)
-                else:
-                    for oid, status, code, ref, tid in res:
-                        message = REJECT_MESSAGES.get(code or "", "") if status == "rejected" else ""
-                        outcome[oid] = (status, code, ref, tid, message)
-                done += len(ids)
+                                    key[:8], n, message)
+                    failed: Outcome = ("failed", code, None, None,
+                                       "not confirmed: the run was interrupted; safe to re-run"
+                                       if code == "interrupted" else f"not confirmed by SRMS ({message}); safe to "
+                                                                     "re-run")
+                    for oid in json.loads(body):
+                        failures.setdefault(oid, failed)
+                done += n
                 if progress:
                     progress(done, total)
     finally:
@@ -289,48 +466,18 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, list[str]]], conc
     return total
 
 
-def _rows(report: Any, outcome: dict[str, Outcome], dry_run: bool, *, interrupted: bool = False) -> list[RowResult]:
-    first_error = report.first_error_by_row()
-    rows: list[RowResult] = []
-    if report.row_numbers is None:
-        return rows
-    ids = report.order_ids()
-    valid = report.valid_mask.tolist()
-    for row, oid, ok in zip(report.row_numbers.tolist(), ids, valid, strict=True):
-        if not ok:
-            f = first_error.get(row)
-            rows.append(RowResult(row, oid, "invalid", f.code if f else "invalid", None, None,
-                                  f.message if f else "invalid (past the findings validate lists in detail: fix the "
-                                                      "first ones and run again)"))
-            continue
-        o = outcome.get(oid)
-        if o is None:
-            status = "would-send" if dry_run else "failed"
-            code = None if dry_run else ("interrupted" if interrupted else "not-sent")
-            rows.append(RowResult(row, oid, status, code, None, None,
-                                  "would be sent" if dry_run else "not sent (the run was interrupted); safe to re-run"
-                                  if interrupted else "not sent; safe to re-run"))
-        else:
-            rows.append(RowResult(row, oid, *o))
-    return rows
-
-
 def _n(count: int, word: str, many: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else many or word + 's'}"
-
-
-def _count(rows: list[RowResult]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    return counts
 
 
 def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
     """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
     from fhs_bulk.sheets.write import write_rows
 
-    result.out = write_rows(out, RESULT_COLUMNS, (r.as_list() for r in result.rows), worksheet=worksheet)
+    # A CSV is where a formula could hide: its rows come defused; workbooks and Google Sheets store text as text.
+    csv_file = not SheetRef.parse(str(out)).is_google and str(out).lower().endswith(".csv")
+    rows = result.rows.safe_lists() if csv_file else result.rows.lists()
+    result.out = write_rows(out, RESULT_COLUMNS, rows, worksheet=worksheet, safe=csv_file)
     return result.out
 
 
@@ -354,7 +501,7 @@ def upload(session: Session, sheet: str | Path | SheetRef, *, out: str | Path | 
         check_writable(out_ref.path, what="--out")
     lock = session.lock() if not options.dry_run else contextlib.nullcontext()
     with lock:
-        result = upload_sheet(ref.text, session.srms, session.ledger, options, progress=progress)
+        result = upload_sheet(ref.text, session, options, progress=progress)
         result.ledger_warnings = list(session.ledger_warnings)
         if session.cancel.is_set():
             result.interrupted = session.cancel_signal or 2

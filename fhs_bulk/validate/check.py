@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -213,6 +213,24 @@ class ValidationReport:
                 if index in overrides:
                     ids[pos] = overrides[index]
         return ids
+
+    def chunks(self, size: int = 20_000) -> Iterator[tuple[list[int], list[str], list[bool]]]:
+        """(rows, order IDs, valid) of the data rows, ``size`` rows at a time, in sheet order: an upload
+        walks a sheet of millions without holding every ID as a Python string at once."""
+        from fhs_bulk.sheets.read import column_take
+
+        if self._ids is None or self.row_numbers is None:
+            return
+        column, keep, overrides = self._ids
+        for start in range(0, len(keep), size):
+            idx = keep[start:start + size]
+            ids = column_take(column, idx)
+            if overrides:
+                for pos, index in enumerate(idx.tolist()):
+                    if index in overrides:
+                        ids[pos] = overrides[index]
+            yield (self.row_numbers[start:start + size].tolist(), ids,
+                   self.valid_mask[start:start + size].tolist())
 
     def valid_orders(self) -> list[tuple[int, str]]:
         """(row, order ID) of every valid row, in sheet order."""
