@@ -15,6 +15,7 @@ import click
 
 from fhs_bulk import __version__
 from fhs_bulk.errors import Exit, FhsError, Terminated, exit_meaning
+from fhs_bulk.gcpause import paused_gc
 
 log = logging.getLogger("fhs_bulk")
 
@@ -41,7 +42,10 @@ class Group(click.Group):
                 signal.signal(signal.SIGTERM, _on_sigterm)
         code: int = Exit.OK
         try:
-            return super().invoke(ctx)
+            # One command, then the process ends: its bulk objects make no cycles worth collecting
+            # (see fhs_bulk.gcpause), so the whole command runs with the collector paused.
+            with paused_gc():
+                return super().invoke(ctx)
         except FhsError as err:
             if debug():
                 traceback.print_exc(file=sys.stderr)

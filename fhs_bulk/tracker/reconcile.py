@@ -4,6 +4,7 @@ does next and how to tag it in the CRM (the L1 table in ``domain``, read as data
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
+from fhs_bulk.gcpause import gc_paused
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Session
@@ -168,6 +170,7 @@ def _matches(rule: domain.L1Rule, status: str, sub_status: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)  # a pure function of the domain tables; a tracker repeats a few dozen cases
 def next_action(status: str, sub_status: str, *, spd_breached: bool, within_warranty: bool | None,
                 line: str = domain.INSTALLATION, delivery_breached: bool = False) -> tuple[str, str | None, str, str]:
     """(next action, CRM tag, action code, rule source) of the first rule of the line's L1 table that
@@ -193,35 +196,58 @@ def add_business_days(day: date, n: int) -> date:
     return day
 
 
+FETCH_BATCH = 1000  # ticket IDs per SRMS query
+
+
 def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
     """Pure: tracker rows and the tickets SRMS returned (``srms.schemas.Ticket``, by the ID asked for) to
     verdicts."""
+    judge = Judge(as_of, stuck_days)
+    return [v for v in (judge(row, tickets) for row in rows) if v is not None]
+
+
+def row_key(row: Any) -> str:
+    """The ID a tracker row is checked by: its SRM ID, else its BK- reference ID."""
     from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID
 
-    verdicts: list[RowVerdict] = []
-    first_row_of: dict[str, int] = {}
-    for row in rows:
-        srm = (row.values.get(SRM_ID) or "").strip()
-        ref = (row.values.get(REFERENCE_ID) or "").strip()
+    return (row.values.get(SRM_ID) or "").strip() or (row.values.get(REFERENCE_ID) or "").strip()
+
+
+class Judge:
+    """Judges tracker rows one at a time, in sheet order (it remembers the SRM IDs seen, for duplicates),
+    so rows can be judged as their tickets arrive."""
+
+    def __init__(self, as_of: date, stuck_days: int = 3) -> None:
+        from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID
+
+        self.as_of = as_of
+        self.stuck_days = stuck_days
+        self.first_row_of: dict[str, int] = {}
+        self._columns = (SRM_ID, REFERENCE_ID)
+
+    def __call__(self, row: Any, tickets: dict[str, Any]) -> RowVerdict | None:
+        """The row's verdict (None for a blank row)."""
+        srm_column, ref_column = self._columns
+        srm = (row.values.get(srm_column) or "").strip()
+        ref = (row.values.get(ref_column) or "").strip()
         if not (row.order or srm or ref) and not any((value or "").strip() for value in row.values.values()):
-            continue  # a blank row is not a data row
+            return None  # a blank row is not a data row
         v = RowVerdict(row.sheet_row, row.order, srm or None)
-        verdicts.append(v)
         key = srm or ref
         if not key:
             v.findings.append("missing-srm-id")
             v.next_action, v.action = NO_TICKET_ACTIONS["missing-srm-id"], "fix-tracker"
-            continue
-        if srm and srm in first_row_of:
+            return v
+        if srm and srm in self.first_row_of:
             v.findings.append("duplicate-srm-id")
-            v.add_note(f"SRM ID already on row {first_row_of[srm]}")
+            v.add_note(f"SRM ID already on row {self.first_row_of[srm]}")
         elif srm:
-            first_row_of[srm] = row.sheet_row
+            self.first_row_of[srm] = row.sheet_row
         t = tickets.get(key)
         if t is None:
             v.findings.append("unknown-ticket")
             v.next_action, v.action = NO_TICKET_ACTIONS["unknown-ticket"], "fix-tracker"
-            continue
+            return v
         v.srm_id = v.srm_id or t.ticket_id
         v.status, v.sub_status, v.spd = t.status, t.sub_status, t.spd
         if row.order and t.fk_order_id != row.order:
@@ -234,9 +260,9 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
         line = v.line = domain.service_line(t.service)
         mobile = line == domain.MOBILE_REPAIR
         # A mobile repair's SPD is the pickup date: it can only be breached before the pickup.
-        breached = spd < as_of and not closed and (not mobile or t.status in ("CREATED", "PICKUP"))
+        breached = spd < self.as_of and not closed and (not mobile or t.status in ("CREATED", "PICKUP"))
         if breached:
-            v.days_late = (as_of - spd).days
+            v.days_late = (self.as_of - spd).days
             v.findings.append("spd-breached")
         delivery_late = False
         if mobile:
@@ -245,13 +271,13 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
             if done and not delivered and not closed:
                 due = add_business_days(ist_date(done[-1].at), domain.DELIVERY_BUSINESS_DAYS)
                 v.delivery_due = due.isoformat()
-                if as_of > due:
+                if self.as_of > due:
                     delivery_late = True
-                    v.days_late = max(v.days_late, (as_of - due).days)
+                    v.days_late = max(v.days_late, (self.as_of - due).days)
                     v.findings.append("delivery-breached")
         changed = ist_date(t.status_changed_at)
-        v.age_days = (as_of - ist_date(t.created_at)).days
-        if not closed and (as_of - changed).days >= stuck_days:
+        v.age_days = (self.as_of - ist_date(t.created_at)).days
+        if not closed and (self.as_of - changed).days >= self.stuck_days:
             v.findings.append("stuck")
         within = None
         if t.status == "COMPLETED" or (mobile and (t.status, t.sub_status) == ("DROP", "COMPLETED")):
@@ -259,7 +285,7 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
             served = [h for h in t.history
                       if h.status == "COMPLETED" or (h.status, h.sub_status) == ("DROP", "COMPLETED")]
             service_day = ist_date(served[0].at if served else t.status_changed_at)
-            within = (as_of - service_day).days <= domain.WARRANTY_DAYS
+            within = (self.as_of - service_day).days <= domain.WARRANTY_DAYS
             v.findings.append("warranty")
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
         first = next((f for f in v.findings if f in NO_TICKET_ACTIONS), None)
@@ -267,25 +293,34 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
             v.next_action, v.crm_tag, v.action = NO_TICKET_ACTIONS[first], None, "fix-tracker"
         else:
             v.next_action, v.crm_tag, v.action, v.rule_source = next_action(
-                t.status, t.sub_status, spd_breached=spd < as_of, line=line, delivery_breached=delivery_late,
+                t.status, t.sub_status, spd_breached=spd < self.as_of, line=line, delivery_breached=delivery_late,
                 within_warranty=within)
-    return verdicts
+        return v
 
 
 def fetch_tickets(client: Any, ids: list[str], *, batch: int = 1000, concurrency: int = 4) -> dict[str, Any]:
     """Tickets by the ID asked for (SRM ID or BK- reference), in batched requests, several in flight."""
-    unique = list(dict.fromkeys(ids))
-    chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
     found: dict[str, Any] = {}
+    for part in ticket_batches(client, list(dict.fromkeys(ids)), batch=batch, concurrency=concurrency):
+        found.update(part)
+    return found
+
+
+def ticket_batches(client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4
+                   ) -> Iterator[dict[str, Any]]:
+    """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn, while
+    the next batches are in flight."""
+    chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for asked, answer in zip(chunks, pool.map(client.query_tickets, chunks), strict=True):
             by_tid = {t.ticket_id: t for t in answer.tickets}
             by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
+            found: dict[str, Any] = {}
             for i in asked:
                 t = by_tid.get(i) or by_ref.get(i)
                 if t is not None:
                     found[i] = t
-    return found
+            yield found
 
 
 def spd_breached_text(v: RowVerdict) -> str:
@@ -312,11 +347,12 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
     return changed
 
 
+@gc_paused
 def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
               concurrency: int = 4) -> ReconcileResult:
     """Check every tracker row against the session's SRMS; with ``write`` put status, SPD, next action
     and CRM tag into the tracker."""
-    from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
+    from fhs_bulk.tracker.sheet import load_tracker
 
     if write:
         from fhs_bulk.sheets.ref import SheetRef
@@ -327,9 +363,29 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     conn = session.srms
 
     tracker = load_tracker(tracker_path)
-    ids = [(r.values.get(SRM_ID) or "").strip() or (r.values.get(REFERENCE_ID) or "").strip() for r in tracker.rows]
-    tickets = fetch_tickets(conn.client, [i for i in ids if i], concurrency=concurrency)
-    verdicts = evaluate(tracker.rows, tickets, as_of, stuck_days)
+    # Rows are judged as their batch of tickets arrives, while the next batches are in flight: a row
+    # waits only for the batch that first asked for its ID.
+    keys = [row_key(r) for r in tracker.rows]
+    unique = list(dict.fromkeys(k for k in keys if k))
+    batch_of = {k: i // FETCH_BATCH for i, k in enumerate(unique)}
+    tickets: dict[str, Any] = {}
+    judge = Judge(as_of, stuck_days)
+    verdicts: list[RowVerdict] = []
+    rows, pos = tracker.rows, 0
+
+    def judge_until(arrived: int) -> None:
+        nonlocal pos
+        while pos < len(rows) and batch_of.get(keys[pos], -1) <= arrived:
+            v = judge(rows[pos], tickets)
+            if v is not None:
+                verdicts.append(v)
+            pos += 1
+
+    judge_until(-1)
+    for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):
+        tickets.update(part)
+        judge_until(arrived)
+    judge_until(len(unique))
     result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
     latest = max((h.at for t in tickets.values() for h in t.history), default=None)
     if latest and ist_date(latest) > as_of:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhs_bulk.errors import Exit, OutputError, SheetError
+from fhs_bulk.gcpause import gc_paused
 from fhs_bulk.sheets.contract import tracker_headers, tracker_owned_headers
 from fhs_bulk.sheets.write import atomic_path, defuse, set_text
 
@@ -363,6 +364,7 @@ def registrations_from_ledger(session: Session) -> list[tuple[str, str, str]]:
     return [(o, r or "", t or "") for o, r, t in session.ledger.registrations(session.identity)]
 
 
+@gc_paused
 def update_tracker(tracker_path: str | Path, registrations: list[tuple[str, str, str]]) -> UpdateResult:
     """Fill Reference ID and SRM ID for each registered order; add rows for orders not in the tracker.
     A cell that already holds a different ID is a conflict and is left alone. Idempotent."""

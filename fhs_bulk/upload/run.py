@@ -30,6 +30,7 @@ from fhs_bulk.errors import (
     SrmsUnavailable,
     UsageError,
 )
+from fhs_bulk.gcpause import gc_paused
 from fhs_bulk.sheets.ref import SheetRef
 from fhs_bulk.sheets.write import RISKY_FIRST
 from fhs_bulk.state.ledger import HOLDS_ID, Held
@@ -214,6 +215,7 @@ class ResultRows:
         raise IndexError("result row out of range")
 
 
+@gc_paused
 def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = None, *,
                  progress: Progress | None = None) -> UploadResult:
     """Run one upload. The caller holds the run lock; the session's ledger and SRMS are used (SRMS is
