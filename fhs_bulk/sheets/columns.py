@@ -6,7 +6,10 @@ Kept here rather than taken from openpyxl.utils because the read path must not i
 
 from __future__ import annotations
 
+from functools import lru_cache
 
+
+@lru_cache(maxsize=1024)  # a sheet has few columns and asks for them once per cell
 def column_number(letters: str | bytes) -> int:
     """'A' -> 1, 'AA' -> 27."""
     n = 0
@@ -15,6 +18,7 @@ def column_number(letters: str | bytes) -> int:
     return n
 
 
+@lru_cache(maxsize=1024)
 def column_letter(index: int) -> str:
     """1 -> 'A', 27 -> 'AA'."""
     letters = ""

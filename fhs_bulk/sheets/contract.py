@@ -7,6 +7,7 @@ there drift from them.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,12 +74,22 @@ def tracker_headers() -> list[str]:
 
 
 def tracker_owned_headers() -> list[str]:
+    return list(_owned_headers())
+
+
+@lru_cache(maxsize=1)
+def _owned_headers() -> tuple[str, ...]:
     out = []
     for name, f in TrackerRow.model_fields.items():
         extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
         if extra.get("x-owner") == "fhs-bulk":
             out.append(f.alias or name)
-    return out
+    return tuple(out)
+
+
+def is_tracker_owned(header: str) -> bool:
+    """Whether the tool owns (and may write) a tracker column: asked once per cell written."""
+    return header in _owned_headers()
 
 
 # The columns a template shows, in order, and whether the column is formatted as Text.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -55,34 +56,46 @@ def _unescape(text: str) -> str:
             .replace("&amp;", "&"))
 
 
-def _cell_xml(ref: str, value: str, style: bytes | None) -> bytes:
+def _cell_xml(ref: bytes, value: str, style: bytes | None) -> bytes:
     s_attr = b' s="' + style + b'"' if style else b""
     if value == "":
-        return b'<c r="' + ref.encode() + b'"' + s_attr + b"/>" if style else b""
+        return b'<c r="' + ref + b'"' + s_attr + b"/>" if style else b""
+    return b'<c r="' + ref + b'"' + s_attr + _inline_text(value)
+
+
+@lru_cache(maxsize=65536)  # the values a tool column takes repeat row after row (statuses, dates, "no")
+def _inline_text(value: str) -> bytes:
     text = escape(_ILLEGAL.sub("", value)).encode("utf-8")
-    return (b'<c r="' + ref.encode() + b'"' + s_attr + b' t="inlineStr"><is><t xml:space="preserve">' + text
-            + b"</t></is></c>")
+    return b' t="inlineStr"><is><t xml:space="preserve">' + text + b"</t></is></c>"
+
+
+@lru_cache(maxsize=1024)
+def _letters(column: int) -> bytes:
+    return column_letter(column).encode()
 
 
 def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str]) -> bytes | None:
-    cells: list[tuple[int, bytes, bytes | None, bytes]] = []  # (column, xml, style, inner)
+    cells: dict[int, re.Match[bytes]] = {}
     for m in _CELL.finditer(body):
         ref = _ATTR_R.search(m.group(1))
         if not ref or not ref.group(1):
             return None
-        style = _ATTR_S.search(m.group(1))
-        cells.append((column_number(ref.group(1)), m.group(0), style.group(1) if style else None, m.group(2) or b""))
-    by_col = {c[0]: c for c in cells}
-    for col in changes:
-        if col in by_col and b"<f" in by_col[col][3]:
-            return None  # never silently replace a formula
+        cells[column_number(ref.group(1))] = m
+    number = str(row).encode()
     merged = []
-    for col in sorted(set(by_col) | set(changes)):
-        if col in changes:
-            old = by_col.get(col)
-            merged.append(_cell_xml(f"{column_letter(col)}{row}", changes[col], old[2] if old else None))
-        else:
-            merged.append(by_col[col][1])
+    for col in sorted(cells.keys() | changes.keys()):
+        old = cells.get(col)
+        if col not in changes:
+            assert old is not None
+            merged.append(old.group(0))
+            continue
+        style = None
+        if old is not None:
+            if b"<f" in (old.group(2) or b""):
+                return None  # never silently replace a formula
+            found = _ATTR_S.search(old.group(1))
+            style = found.group(1) if found else None
+        merged.append(_cell_xml(_letters(col) + number, changes[col], style))
     return b"<row" + _SPANS.sub(b"", attrs) + b">" + b"".join(merged) + b"</row>"
 
 
@@ -129,7 +142,7 @@ def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str]) -> bytes | No
 
 
 def _new_row(row: int, changes: dict[int, str]) -> bytes:
-    body = b"".join(_cell_xml(f"{column_letter(c)}{row}", v, None) for c, v in sorted(changes.items()))
+    body = b"".join(_cell_xml(_letters(c) + str(row).encode(), v, None) for c, v in sorted(changes.items()))
     return f'<row r="{row}">'.encode() + body + b"</row>"
 
 
@@ -153,8 +166,9 @@ def set_cells(path: str | Path, worksheet: str, cells: dict[tuple[int, int], str
         patched = patch_sheet_xml(zin.read(part), cells)
         if patched is None:
             return False
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zout:
+        # Level 3: a third of the time of level 6 on a 70 MB worksheet, for a file ~13% larger.
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
             for info in zin.infolist():
                 data = patched if info.filename == part else zin.read(info.filename)
-                zout.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+                zout.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=3)
     return True

@@ -368,7 +368,10 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     keys = [row_key(r) for r in tracker.rows]
     unique = list(dict.fromkeys(k for k in keys if k))
     batch_of = {k: i // FETCH_BATCH for i, k in enumerate(unique)}
+    # A ticket is let go once the last row asking for it is judged: memory holds the batches in flight.
+    uses = Counter(keys)
     tickets: dict[str, Any] = {}
+    latest: str | None = None  # the newest event SRMS reported, ISO text (which sorts as time)
     judge = Judge(as_of, stuck_days)
     verdicts: list[RowVerdict] = []
     rows, pos = tracker.rows, 0
@@ -379,15 +382,21 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             v = judge(rows[pos], tickets)
             if v is not None:
                 verdicts.append(v)
+            key = keys[pos]
+            uses[key] -= 1
+            if not uses[key]:
+                tickets.pop(key, None)
             pos += 1
 
     judge_until(-1)
     for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):
+        newest = max((h.at for t in part.values() for h in t.history), default=None)
+        if newest and (latest is None or newest > latest):
+            latest = newest
         tickets.update(part)
         judge_until(arrived)
     judge_until(len(unique))
     result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
-    latest = max((h.at for t in tickets.values() for h in t.history), default=None)
     if latest and ist_date(latest) > as_of:
         result.warnings.append(f"SRMS history holds events up to {ist_date(latest).isoformat()}, after the date "
                                f"judged ({as_of.isoformat()}): services 'on' later dates have not happened as of "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fhs_bulk.errors import Exit, OutputError, SheetError
 from fhs_bulk.gcpause import gc_paused
-from fhs_bulk.sheets.contract import tracker_headers, tracker_owned_headers
+from fhs_bulk.sheets.contract import is_tracker_owned, tracker_headers
 from fhs_bulk.sheets.write import atomic_path, defuse, set_text
 
 if TYPE_CHECKING:
@@ -63,11 +63,12 @@ class Tracker:
 
     def set(self, row: TrackerRow, header: str, value: str) -> bool:
         """Change one owned cell; returns whether the value really changed."""
-        if header not in tracker_owned_headers():
+        if not is_tracker_owned(header):
             raise ValueError(f"the tool does not own the column {header!r}")
         if (row.values.get(header) or "") == (value or ""):
             return False
-        self.ensure_column(header)
+        if header not in self.headers:
+            self.ensure_column(header)
         row.values[header] = value
         self._changes[(row.index, header)] = value
         return True
