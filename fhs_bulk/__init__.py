@@ -42,7 +42,6 @@ _LAZY = {
     "validate_sheet": "fhs_bulk.validate.check",
     "ValidationReport": "fhs_bulk.validate.check",
     "Finding": "fhs_bulk.validate.check",
-    "upload": "fhs_bulk.upload.run",
     "UploadOptions": "fhs_bulk.upload.run",
     "UploadResult": "fhs_bulk.upload.run",
     "RowResult": "fhs_bulk.upload.run",
@@ -81,11 +80,8 @@ if TYPE_CHECKING:
     from fhs_bulk.validate.check import Finding, ValidationReport, validate_sheet
 
 
-# The subpackage fhs_bulk.upload shares its name with the function fhs_bulk.upload: importing the
-# package (an empty __init__) now, then dropping the attribute, keeps a later ``import
-# fhs_bulk.upload.run`` from replacing the function with the package.
+# fhs_bulk.upload is the subpackage, made callable: it is the upload function too (see its __init__).
 import_module("fhs_bulk.upload")
-del globals()["upload"]
 
 
 def __getattr__(name: str) -> Any:

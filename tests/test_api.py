@@ -176,3 +176,16 @@ def test_import_is_light() -> None:
            "'fastapi', 'openpyxl') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("first", ["import fhs_bulk.upload.run as run", "from fhs_bulk.upload import run",
+                                   "import fhs_bulk; fhs_bulk.upload"])
+def test_upload_is_callable_whatever_is_imported_first(first: str) -> None:
+    """fhs_bulk.upload is the function the README calls and the package holding it, in any import order."""
+    code = (f"{first}\nimport fhs_bulk, fhs_bulk.upload.run as run\n"
+            "assert callable(fhs_bulk.upload) and run.upload.__name__ == 'upload'\n"
+            "import inspect; assert 'session' in inspect.signature(run.upload).parameters\n"
+            "try:\n    fhs_bulk.upload()\nexcept TypeError as e:\n    assert 'session' in str(e), e\n"
+            "else:\n    raise AssertionError('no session accepted')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
