@@ -68,6 +68,13 @@ def main() -> None:
             ratio = t / base_t
             print(f"{label:<28}{base_t:>11.3f}s{t:>11.3f}s{ratio:>7.2f}x{rss:>9.0f} MiB  <= {target}x "
                   f"{'ok' if ratio <= target and rss < 1024 else 'MISSED'}")
+        small = d / "s" / "FK_ODS_ORDER_CREATE.csv"
+        small.parent.mkdir()
+        small.write_text("fk_order_id,remarks\n" + "".join(f"{i},night batch\n" for i in make_ids(100, seed=3)))
+        click_t, _, _ = run([PY, "-c", "import click"], repeat=5)
+        small_t, _, _ = run([PY, "-m", "fhs_bulk", "validate", "--json", str(small)], repeat=5)
+        print(f"{'validate, 100-row CSV':<28}{click_t:>11.3f}s{small_t:>11.3f}s{small_t / click_t:>7.2f}x"
+              f"{'':>12}  <= 2.5x {'ok' if small_t / click_t <= 2.5 else 'MISSED'} (baseline: python -c 'import click')")
         help_base, _, _ = run([PY, "-c", "import click"], repeat=5)
         help_t, _, _ = run([PY, "-m", "fhs_bulk", "--help"], repeat=5)
         print(f"{'fhs-bulk --help':<28}{help_base:>11.3f}s{help_t:>11.3f}s{help_t / help_base:>7.2f}x"

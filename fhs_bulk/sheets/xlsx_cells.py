@@ -65,8 +65,11 @@ def _cell_xml(ref: bytes, value: str, style: bytes | None) -> bytes:
 
 @lru_cache(maxsize=65536)  # the values a tool column takes repeat row after row (statuses, dates, "no")
 def _inline_text(value: str) -> bytes:
-    text = escape(_ILLEGAL.sub("", value)).encode("utf-8")
-    return b' t="inlineStr"><is><t xml:space="preserve">' + text + b"</t></is></c>"
+    clean = _ILLEGAL.sub("", value)
+    text = escape(clean).encode("utf-8")
+    # xml:space="preserve" only where spacing would otherwise be lost: most cells skip its 21 bytes.
+    keep = clean != clean.strip() or "  " in clean or "\n" in clean or "\t" in clean
+    return (b' t="inlineStr"><is><t' + (b' xml:space="preserve">' if keep else b">") + text + b"</t></is></c>")
 
 
 @lru_cache(maxsize=1024)
