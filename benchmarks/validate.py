@@ -74,7 +74,8 @@ def main() -> None:
         click_t, _, _ = run([PY, "-c", "import click"], repeat=5)
         small_t, _, _ = run([PY, "-m", "fhs_bulk", "validate", "--json", str(small)], repeat=5)
         print(f"{'validate, 100-row CSV':<28}{click_t:>11.3f}s{small_t:>11.3f}s{small_t / click_t:>7.2f}x"
-              f"{'':>12}  <= 2.5x {'ok' if small_t / click_t <= 2.5 else 'MISSED'} (baseline: python -c 'import click')")
+              f"{'':>12}  <= 2.5x {'ok' if small_t / click_t <= 2.5 else 'MISSED'} "
+              "(baseline: python -c 'import click')")
         help_base, _, _ = run([PY, "-c", "import click"], repeat=5)
         help_t, _, _ = run([PY, "-m", "fhs_bulk", "--help"], repeat=5)
         print(f"{'fhs-bulk --help':<28}{help_base:>11.3f}s{help_t:>11.3f}s{help_t / help_base:>7.2f}x"
