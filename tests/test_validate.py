@@ -358,3 +358,23 @@ def test_every_code_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [c for c in CODES if f"`{c}`" not in readme]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("text", [
+    "fk_order_id,remarks\nOD118034507542581000,ok\n\nOD118034507542581001,\"two\nlines\"\n,\n,\n",
+    "\ufefffk_order_id;remarks\nOD118034507542581000;a\n od118034507542581001 ;b\n",
+    "fk_order_id\r\nOD118034507542581000\r\n=1+1\r\n\r\n",
+    "fk_order_id,fsn,service\nOD118034507542581000,ODSABC,AC Installation\nOD1,XYZ,Chimney\n",
+])
+def test_small_and_large_csv_readers_agree(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small CSV is read by Python's csv module, a large one by pyarrow: the same file gives the same
+    report either way."""
+    from fhs_bulk.sheets import read
+
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text(text, encoding="utf-8")
+    small = validate_sheet(p)
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    large = validate_sheet(p)
+    assert small.as_dict() == large.as_dict()
+    assert small.order_ids() == large.order_ids() and list(small.row_numbers) == list(large.row_numbers)

@@ -141,6 +141,9 @@ def sniff_delimiter(header_line: str) -> str:
     return ","
 
 
+SMALL_CSV_BYTES = 32 * 1024  # below this a CSV goes through Python's csv module, not pyarrow
+
+
 def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
     try:
         with open(path, "rb") as fh:
@@ -158,6 +161,9 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
     except UnicodeDecodeError as exc:
         raise _encoding_error(shown, head, exc) from exc
     delimiter = sniff_delimiter(header_line)
+    if len(head) < 65536 and len(head) <= SMALL_CSV_BYTES:
+        # A small sheet (a night's few hundred orders) reads faster than pyarrow imports (~40 ms).
+        return _read_csv_general(path, shown, header_names, delimiter=delimiter)
     if header_line.strip(delimiter + " ") and (not header_names or all(h in header_line for h in header_names)):
         sheet = _read_csv_arrow(path, shown, header_line, delimiter)
         if sheet is not None:
