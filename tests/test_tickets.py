@@ -214,3 +214,34 @@ def test_xlsx_cell_writer_and_its_fallback(tmp_path: Path) -> None:
         again = load_tracker(path)  # and calamine reads what was written
         assert again.by_order()["OD100000000000000002"][0].values["SRM ID"] == "SRM-0000000042"
     assert patch_sheet_xml(b"<x:worksheet><x:sheetData/></x:worksheet>", {(1, 1): "a"}) is None
+
+
+def test_xlsx_cell_writer_appends_to_the_shared_strings(tmp_path: Path) -> None:
+    """Texts go into a shared-string table, once per distinct value: one is added to a workbook without
+    (as openpyxl writes them), and a second write appends after the entries already there. Every other
+    cell keeps its text, and openpyxl and calamine read the new ones."""
+    import re
+    import zipfile
+
+    from fhs_bulk.sheets.xlsx_cells import set_cells
+    from fhs_bulk.tracker.sheet import load_tracker
+
+    path = make_tracker(tmp_path / "t.xlsx")
+    before = load_workbook(path)["Installations"]
+    old_values = {c.coordinate: c.value for row in before.iter_rows() for c in row if c.value is not None}
+    first, second = tmp_path / "first.xlsx", tmp_path / "second.xlsx"
+    assert set_cells(path, "Installations", {(3, 9): "ALLOCATED", (4, 9): "ALLOCATED", (3, 10): " two  spaces "},
+                     first)
+    assert set_cells(first, "Installations", {(4, 10): "<&>", (3, 11): "ALLOCATED"}, second)
+    with zipfile.ZipFile(second) as z:
+        sst = z.read("xl/sharedStrings.xml")
+        sheet = z.read("xl/worksheets/sheet1.xml")
+        assert b"sharedStrings" in z.read("[Content_Types].xml")
+    assert b'xml:space="preserve"> two  spaces <' in sst and sst.count(b"<si>") == 3  # ALLOCATED once: reused
+    for ref in ("I3", "I4", "J3", "J4", "K3"):
+        assert re.search(rb'<c r="' + ref.encode() + rb'"[^>]*t="s"', sheet), ref
+    ws = load_workbook(second)["Installations"]
+    assert ws["I3"].value == ws["I4"].value == ws["K3"].value == "ALLOCATED" and ws["J3"].value == " two  spaces "
+    assert ws["J4"].value == "<&>"
+    assert all(ws[ref].value == value for ref, value in old_values.items() if ref[0] not in "IJK")
+    assert load_tracker(second).rows[1].values["Status"] == "ALLOCATED"
