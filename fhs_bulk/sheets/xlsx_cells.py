@@ -23,6 +23,7 @@ from fhs_bulk.sheets.columns import column_letter, column_number
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 _ATTR_R = re.compile(rb'\br="([A-Z]+)?([0-9]+)"')
+_CELL_R_FIRST = re.compile(rb'(<c r="([A-Z]+)[0-9]+"([^>]*?)(?:/>|>(.*?)</c>))', re.S)
 _ATTR_S = re.compile(rb'\bs="([0-9]+)"')
 _SPANS = re.compile(rb'\s+spans="[^"]*"')
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))?"\s*/>')
@@ -131,26 +132,31 @@ def _letters(column: int) -> bytes:
 
 def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str],
                strings: SharedStrings | None = None) -> bytes | None:
-    cells: dict[int, re.Match[bytes]] = {}
-    for m in _CELL.finditer(body):
-        ref = _ATTR_R.search(m.group(1))
-        if not ref or not ref.group(1):
-            return None
-        cells[column_number(ref.group(1))] = m
+    # Cells as every known writer puts them (r= first): one findall; any other shape, the general scan.
+    found = _CELL_R_FIRST.findall(body)
+    if len(found) == body.count(b"<c"):
+        cells = {column_number(letters): (whole, rest, inner) for whole, letters, rest, inner in found}
+    else:
+        cells = {}
+        for m in _CELL.finditer(body):
+            ref = _ATTR_R.search(m.group(1))
+            if not ref or not ref.group(1):
+                return None
+            cells[column_number(ref.group(1))] = (m.group(0), m.group(1), m.group(2) or b"")
     number = str(row).encode()
     merged = []
-    for col in sorted(cells.keys() | changes.keys()):
+    for col in sorted(cells.keys() | changes.keys()) if cells else sorted(changes):
         old = cells.get(col)
         if col not in changes:
             assert old is not None
-            merged.append(old.group(0))
+            merged.append(old[0])
             continue
         style = None
         if old is not None:
-            if b"<f" in (old.group(2) or b""):
+            if b"<f" in old[2]:
                 return None  # never silently replace a formula
-            found = _ATTR_S.search(old.group(1))
-            style = found.group(1) if found else None
+            found_style = _ATTR_S.search(old[1])
+            style = found_style.group(1) if found_style else None
         merged.append(_cell_xml(_letters(col) + number, changes[col], style, strings))
     return b"<row" + _SPANS.sub(b"", attrs) + b">" + b"".join(merged) + b"</row>"
 
