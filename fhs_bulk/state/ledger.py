@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fhs_bulk.errors import DiskFull
 
@@ -138,24 +139,27 @@ class Ledger:
         """One durable transaction (fsynced), for other state kept in this database (run history)."""
         self._tx(fn)
 
-    def _tx(self, fn: Callable[[sqlite3.Connection], None], *, durable: bool = True) -> None:
+    def _tx(self, fn: Callable[[sqlite3.Connection], None], *, durable: bool = True,
+            db: sqlite3.Connection | None = None) -> None:
         """One transaction. ``durable`` ones are fsynced at commit; the others survive a crash of this
-        process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record)."""
-        with self._lock:
-            self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record).
+        ``db``: another connection to this ledger (its own thread), instead of the shared one."""
+        with self._lock if db is None else contextlib.nullcontext():
+            db = db or self.db
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             try:
-                self.db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    fn(self.db)
+                    fn(db)
                 except BaseException:
-                    if self.db.in_transaction:
-                        self.db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
-                self.db.execute("COMMIT")
+                db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self.db.in_transaction:
+                if db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
+                        db.execute("ROLLBACK")
                 if disk_full(exc):
                     raise DiskFull(f"{self.path.parent}: the disk is full (the ledger cannot be written). Free space "
                                    "there and run the same command again: nothing is registered twice.",
@@ -215,7 +219,34 @@ class Ledger:
 
         self._tx(write, durable=False)
 
-    def index(self, srms: str) -> int:
+    def index_concurrently(self, srms: str) -> Callable[[], int]:
+        """``index`` on a connection of its own, in a thread, while this one goes on reading (WAL lets
+        both). Returns the function that waits for it: it returns the orders indexed, or raises what
+        the index raised (a full disk as DiskFull)."""
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+                try:
+                    box["count"] = self.index(srms, db=db)
+                finally:
+                    db.close()
+            except BaseException as exc:  # handed to the caller at join
+                box["error"] = exc
+
+        thread = threading.Thread(target=work, name="ledger-index", daemon=True)
+        thread.start()
+
+        def join() -> int:
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            return int(box.get("count", 0))
+
+        return join
+
+    def index(self, srms: str, *, db: sqlite3.Connection | None = None) -> int:
         """Move answered batches' outcomes into the per-order table (at the end of a run, and at the
         start of the next one in case a run died before). Returns the orders indexed."""
         sid = self._srms_id(srms)
@@ -238,8 +269,21 @@ class Ledger:
             db.execute("UPDATE batches SET state='done' WHERE key IN (SELECT key FROM answered)")
             db.execute("DELETE FROM answered")
 
-        self._tx(write)
+        self._tx(write, db=db)
         return count
+
+    def answers(self, keys: list[str]) -> dict[str, Held]:
+        """What SRMS answered for these batches, by order: (status, code, reference_id, ticket_id, key)."""
+        out: dict[str, Held] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            with self._lock:
+                rows = self.db.execute(f"SELECT key, outcomes FROM batch_results WHERE key IN "
+                                       f"({','.join('?' * len(part))})", part).fetchall()
+            for key, outcomes in rows:
+                for oid, status, code, ref, tid in json.loads(outcomes):
+                    out[oid] = (status, code, ref, tid, key)
+        return out
 
     def registrations(self, srms: str | None = None) -> list[tuple[str, str | None, str | None]]:
         """(order, reference_id, ticket_id) of every order the ledger knows as registered."""

@@ -252,10 +252,12 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     current: list[str] = []
     open_rows = 0
     decide = _Decider(first_error, in_pending, options.dry_run)
+    new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
+    row_index = 0
     for rows, ids, valid in report.chunks(CHUNK_ROWS):
         held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok])
         out: list[list[Any]] = []
-        for row, oid, ok in zip(rows, ids, valid, strict=True):
+        for i, (row, oid, ok) in enumerate(zip(rows, ids, valid, strict=True)):
             decided = decide(row, oid, ok, held.get(oid))
             if decided is not None:
                 if settled is not None:
@@ -264,16 +266,20 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
             open_rows += 1
             settled = None
             if oid not in in_pending:
+                new_rows[row_index + i] = 1
                 current.append(oid)
                 if len(current) == options.batch_size:
                     bodies.append((json.dumps(current), len(current)))
                     current = []
         if settled is not None:
             settled.add(out)
+        row_index += len(rows)
     if current:
         bodies.append((json.dumps(current), len(current)))
     del current
 
+    planned_keys: list[str] = []  # this run's new batches, in the order the open rows fill them
+    join_index: Callable[[], int] | None = None
     if bodies or pending:
         conn = session.srms
         try:
@@ -284,8 +290,8 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
         if decide.missing is None and options.dry_run:
             _dry_run(conn, [b for b, _ in bodies] + [b for _, b in pending], decide.extra)
         elif decide.missing is None:
-            result.sent, decide.run_keys = _plan_and_send(session, conn, bodies, pending, options, decide.extra,
-                                                          progress, result)
+            result.sent, decide.run_keys, planned_keys, join_index = _plan_and_send(
+                session, conn, bodies, pending, options, decide.extra, progress, result)
     if decide.missing is None:
         stopped = session.cancel.is_set()
         decide.missing = (("would-send", None, None, None, "would be sent") if options.dry_run else
@@ -293,17 +299,41 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                            "not sent (the run was interrupted); safe to re-run" if stopped
                            else "not sent; safe to re-run"))
 
-    # Pass 2 (when some row was open): every row again, now with this run's answers in the ledger.
-    if settled is None:
-        settled, decide.counts, decide.after = ResultRows(), {}, True
-        for rows, ids, valid in report.chunks(CHUNK_ROWS):
-            held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok])
-            settled.add([[row, oid, *decide.final(row, oid, ok, held.get(oid))]
-                         for row, oid, ok in zip(rows, ids, valid, strict=True)])
+    # Pass 2 (when some row was open): every row again, now with this run's answers. A row sent in a
+    # new batch reads them from its batch (rows fill batches in sheet order); any other row from the
+    # per-order table.
+    try:
+        if settled is None:
+            # Re-sent (pending) batches' answers too come from the batches: the index may still be running.
+            resent = ledger.answers([key for key, _ in pending]) if decide.run_keys and pending else {}
+            settled = _pass_two(report, ledger, identity, decide, new_rows, planned_keys, options.batch_size, resent)
+    finally:
+        if join_index is not None:
+            join_index()
     result.rows = settled
     result.counts = {s: 0 for s in STATUSES} | decide.counts
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _pass_two(report: Any, ledger: Any, identity: str, decide: _Decider, new_rows: bytearray,
+              planned_keys: list[str], batch_size: int, resent: dict[str, Held]) -> ResultRows:
+    out = ResultRows()
+    decide.counts, decide.after = {}, True
+    start = ordinal = 0  # the row index, and how many rows before it went into new batches
+    for rows, ids, valid in report.chunks(CHUNK_ROWS):
+        fresh = new_rows[start:start + len(rows)]
+        n_new = fresh.count(1) if planned_keys else 0
+        answered = ledger.answers(planned_keys[ordinal // batch_size:(ordinal + n_new - 1) // batch_size + 1]
+                                  ) if n_new else {}
+        held = ledger.held(identity, [oid for oid, ok, f in zip(ids, valid, fresh, strict=True)
+                                      if ok and not (f and planned_keys)])
+        out.add([[row, oid, *decide.final(row, oid, ok, answered.get(oid) if f and planned_keys
+                                          else resent.get(oid) or held.get(oid))]
+                 for row, oid, ok, f in zip(rows, ids, valid, fresh, strict=True)])
+        ordinal += n_new
+        start += len(rows)
+    return out
 
 
 class _Decider:
@@ -348,9 +378,10 @@ class _Decider:
 
 def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]], pending: list[tuple[str, str]],
                    options: UploadOptions, failures: dict[str, Outcome], progress: Progress | None,
-                   result: UploadResult) -> tuple[int, set[str]]:
+                   result: UploadResult) -> tuple[int, set[str], list[str], Callable[[], int]]:
     """Record every new batch (key and body) in the ledger, fsynced, then send them and the pending
-    ones. Returns the orders sent and the batch keys of this run."""
+    ones. Returns the orders sent, the batch keys of this run, the new batches' keys in order, and the
+    function that waits for the answers to be indexed."""
     from fhs_bulk.srms.client import new_key
 
     ledger, identity = session.ledger, session.identity
@@ -368,10 +399,14 @@ def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, i
              conn.description)
     try:
         sent = _send(conn, ledger, work, options.concurrency, failures, progress, result.services)
-    finally:
-        ledger.index(identity)
+    except BaseException:
         result.retries = conn.client.stats.retries
-    return sent, {key for key, _, _ in work}
+        ledger.index(identity)
+        raise
+    result.retries = conn.client.stats.retries
+    # The answers go into the per-order table on a connection of their own while pass 2 reads them
+    # from the batches: the caller joins before returning.
+    return sent, {key for key, _, _ in work}, [key for key, _, _ in planned], ledger.index_concurrently(identity)
 
 
 def _earlier_rejection(dry_run: bool, held: Any) -> Outcome | None:
