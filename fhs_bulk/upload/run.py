@@ -250,7 +250,6 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     settled: ResultRows | None = ResultRows()
     bodies: list[tuple[str, int]] = []  # batch bodies to plan (JSON arrays of IDs) and their sizes
     current: list[str] = []
-    open_rows = 0
     decide = _Decider(first_error, in_pending, options.dry_run)
     new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
     row_index = 0
@@ -263,7 +262,6 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                 if settled is not None:
                     out.append([row, oid, *decided])
                 continue
-            open_rows += 1
             settled = None
             if oid not in in_pending:
                 new_rows[row_index + i] = 1
