@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
-from fhs_bulk.gcpause import gc_paused
+from fhs_bulk.gcpause import collect_young, gc_paused
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Session
@@ -395,6 +395,8 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             latest = newest
         tickets.update(part)
         judge_until(arrived)
+        if arrived % 20 == 19:
+            collect_young()  # the requests' small reference cycles (see gcpause)
     judge_until(len(unique))
     result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
     if latest and ist_date(latest) > as_of:

@@ -30,7 +30,7 @@ from fhs_bulk.errors import (
     SrmsUnavailable,
     UsageError,
 )
-from fhs_bulk.gcpause import gc_paused
+from fhs_bulk.gcpause import collect_young, gc_paused
 from fhs_bulk.sheets.ref import SheetRef
 from fhs_bulk.sheets.write import RISKY_FIRST
 from fhs_bulk.state.ledger import HOLDS_ID, Held
@@ -424,6 +424,7 @@ def _dry_run(conn: Connection, bodies: list[str], extra: dict[str, Outcome]) -> 
 
 
 GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
+YOUNG_GC_EVERY = 20  # batches between collections of the young generations (see gcpause)
 
 
 def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concurrency: int,
@@ -452,6 +453,7 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concu
         ledger.record(conn.identity, key, res.job_id, rows)  # may raise DiskFull: the main loop stops
         return True, None
 
+    answered = 0
     queue = list(reversed(work))
     in_flight: dict[Future[tuple[bool, tuple[str, str] | None]], tuple[str, str, int]] = {}
     fatal: BaseException | None = None
@@ -493,6 +495,9 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concu
                 done += n
                 if progress:
                     progress(done, total)
+                answered += 1
+                if answered % YOUNG_GC_EVERY == 0:
+                    collect_young()
     finally:
         # Threads still in a request are left to finish on their own (their batches stay pending).
         pool.shutdown(wait=not cancel.is_set(), cancel_futures=True)
