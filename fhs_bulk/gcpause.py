@@ -3,7 +3,8 @@
 A reconcile of 100,000 rows holds millions of small objects (tickets, their history, verdicts) and
 makes no reference cycles worth collecting; with the collector on, its full passes over that heap cost
 a third of the run (`benchmarks/tracker.py`). Reference counting still frees everything as usual; the
-collector resumes when the outermost paused call returns.
+collector resumes when the outermost paused call returns. A long-lived command (``srms serve``) turns it
+back on for itself.
 """
 
 from __future__ import annotations

@@ -43,7 +43,11 @@ def srms_serve(host: str, port: int, db_path: str, catalogue: str | None, orders
                token_file: str | None, latency_ms: float, rate_limit: float, fail_rate: float,
                drop_rate: float, max_jobs: int, job_delay_ms: float, seed: int | None, log_level: str) -> None:
     """Run the mock SRMS over HTTP (FastAPI on uvicorn). API docs at /docs, schema at /openapi.json."""
+    import gc
+
     from fhs_bulk.config import read_token_file
+
+    gc.enable()  # a server runs for days: it collects cycles as usual (other commands pause it; see gcpause)
     from fhs_bulk.srms.mock import catalogue as cat
     from fhs_bulk.srms.mock.app import Chaos, serve
 
