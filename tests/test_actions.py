@@ -251,6 +251,7 @@ def test_sigkill_during_500_reopens_then_rerun_leaves_one_new_ticket_each(srms_f
     assert {o["status"] for o in outcomes} <= {"done", "replayed"} and len({o["ticket_id"] for o in outcomes}) == 500
 
 
+@pytest.mark.slow  # 12 tickets through actions, then 20 days of journey
 def test_advance_moves_rescheduled_and_reopened_tickets_on(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Six of each: the journey's odds let a single ticket stay put (25% for a reschedule), not all six."""
     ids = registered(srms, tmp_path, 12)

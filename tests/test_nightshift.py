@@ -93,7 +93,7 @@ def test_srms_down_gives_up_at_the_deadline_with_exit_3(srms, tmp_path: Path) ->
     env = cli_env(tmp_path, srms)
     srms.stop()
     t0 = time.monotonic()
-    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), "--deadline", "3", env=env)
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), "--deadline", "1", env=env)
     assert r.returncode == 3 and time.monotonic() - t0 < 20, r.stderr
     assert r.stderr.count("error:") == 0  # a run that went to the end: results written, exit 3 says re-run
 

@@ -108,6 +108,7 @@ def tracker_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+@pytest.mark.slow  # advances SRMS's journey over every ticket, twice
 def test_reconcile_over_advanced_srms(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env = cli_env(tmp_path, srms)
     results = tmp_path / "results.csv"
@@ -186,5 +187,5 @@ def test_reconcile_exit_codes(srms, tmp_path: Path) -> None:  # type: ignore[no-
     assert run_cli("tracker", "reconcile", str(empty), "--as-of", "tomorrow", env=env).returncode == 2
     tracker = tracker_csv(tmp_path / "t2.csv", [{"fk_order_id": GOOD[0], "SRM ID": "SRM-0000000001"}])
     srms.stop()
-    r = run_cli("tracker", "reconcile", str(tracker), "--deadline", "2", env=cli_env(tmp_path, srms))
+    r = run_cli("tracker", "reconcile", str(tracker), "--deadline", "1", env=cli_env(tmp_path, srms))
     assert r.returncode == 3 and "Traceback" not in r.stderr

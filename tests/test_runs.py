@@ -67,7 +67,7 @@ def test_two_nights_then_the_morning_check(srms, receiver: Receiver, tmp_path: P
     bad_dir.mkdir()
     bad = order_sheet(bad_dir, GOOD[8:14])
     out2 = tmp_path / "results2.csv"
-    second = run_cli("upload", str(bad), "--out", str(out2), "--deadline", "2", "-q", env=env)
+    second = run_cli("upload", str(bad), "--out", str(out2), "--deadline", "1", "-q", env=env)
     assert second.returncode == 3, second.stderr
     listing = run_cli("runs", "--json", env=env)
     found = json.loads(listing.stdout)["runs"]

@@ -78,7 +78,7 @@ def test_srms_down_exits_3_and_rerun_finishes(srms, tmp_path: Path) -> None:  # 
     sheet = order_sheet(tmp_path, GOOD[:12])
     env = cli_env(tmp_path, srms)
     srms.stop()
-    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--deadline", "2", env=env)
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), "--deadline", "1", env=env)
     assert r.returncode == 3, r.stderr
     assert {x["status"] for x in read_results(tmp_path / "r.csv")} == {"failed"}
     assert "Traceback" not in r.stderr
