@@ -121,7 +121,7 @@ def test_result_rows_past_the_compression_threshold(monkeypatch: pytest.MonkeyPa
     assert safe[7][1] == "'=HYPERLINK(1)" and safe[6] == data[6]
     with pytest.raises(IndexError):
         rows[10]
-    assert [r for chunk in rows.drain() for r in chunk] == data and len(rows) == 0
+    assert [r for chunk in rows.chunks() for r in chunk] == data
 
 
 def test_lock_exits_4_naming_the_holder(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

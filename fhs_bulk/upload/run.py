@@ -178,14 +178,6 @@ class ResultRows:
         for blob, _, packed in self._chunks:
             yield self._load(blob, packed)
 
-    def drain(self) -> Iterator[list[list[Any]]]:
-        """The chunks, each let go as soon as it is read (a pass that rebuilds the rows elsewhere)."""
-        self._chunks.reverse()
-        while self._chunks:
-            blob, n, packed = self._chunks.pop()
-            self._len -= n
-            yield self._load(blob, packed)
-
     def lists(self) -> Iterator[list[Any]]:
         for chunk in self.chunks():
             yield from chunk
