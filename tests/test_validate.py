@@ -378,3 +378,16 @@ def test_small_and_large_csv_readers_agree(tmp_path: Path, text: str, monkeypatc
     large = validate_sheet(p)
     assert small.as_dict() == large.as_dict()
     assert small.order_ids() == large.order_ids() and list(small.row_numbers) == list(large.row_numbers)
+
+
+def test_duplicates_are_exact_even_when_low_bits_collide(tmp_path: Path) -> None:
+    """Repeated IDs are found through a table of their low bits: IDs that share those bits but differ
+    are not duplicates; the one real repeat is, naming the first row."""
+    base = 118034507542581000
+    ids = [f"OD{base:018d}", f"OD{base + 2**20:018d}", f"OD{base + 2**21:018d}", f"OD{base + 7:018d}",
+           f"OD{base:018d}"]
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id\n" + "\n".join(ids) + "\n", encoding="utf-8")
+    r = validate_sheet(p)
+    assert [(f.row, f.code) for f in r.errors] == [(6, "order-id-duplicate")]
+    assert "already on row 2" in r.errors[0].message and r.valid == 4
