@@ -31,16 +31,16 @@ ids = [r["fk_order_id"] for r in catalogue.load(cat)]
 """
 
 
-def peak_mib(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(peak RSS in MiB, seconds, exit code) of one child process."""
+def peak_mib(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(peak RSS in MiB, seconds) of one child process, which must exit 0."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[3:5]} exited {proc.returncode}: {err[-2000:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - t, proc.returncode
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"{cmd[3:5]} exited {code}: {err[-2000:]}")
+    return usage.ru_maxrss / 1024, time.perf_counter() - t
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     sizes = [int(x) for x in args.orders.split(",")]
     base_cmd = [sys.executable, "-c", "import fhs_bulk.upload.run, fhs_bulk.srms.client, fhs_bulk.validate.check, "
                 "numpy, pyarrow.csv, pyarrow.compute"]
-    base, _, _ = peak_mib(base_cmd, dict(os.environ))
+    base, _ = peak_mib(base_cmd, dict(os.environ))
     print(f"baseline (the upload's imports, no work): {base:.0f} MiB")
     print(f"{'orders':>10}{'upload peak':>14}{'re-run peak':>14}{'upload s':>10}{'re-run s':>10}")
     peaks = {}
@@ -65,8 +65,8 @@ def main() -> None:
             try:
                 env = dict(os.environ, FHS_SRMS_URL=srv.url, FHS_SRMS_TOKEN=TOKEN, FHS_STATE_DIR=str(d / "state"))
                 cmd = [sys.executable, "-m", "fhs_bulk", "upload", str(sheet), "--out", str(d / "r.csv"), "-q"]
-                up, up_s, _ = peak_mib(cmd, env)
-                again, again_s, _ = peak_mib(cmd, env)
+                up, up_s = peak_mib(cmd, env)
+                again, again_s = peak_mib(cmd, env)
             finally:
                 srv.stop()
             peaks[n] = max(up, again)

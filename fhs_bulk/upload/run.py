@@ -166,9 +166,6 @@ class ResultRows:
     def __len__(self) -> int:
         return self._len
 
-    def __bool__(self) -> bool:
-        return self._len > 0
-
     @staticmethod
     def _load(blob: bytes, packed: bool) -> list[list[Any]]:
         rows: list[list[Any]] = pickle.loads(zlib.decompress(blob) if packed else blob)
@@ -231,8 +228,10 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                        f"{first.code}: {first.message}", code="strict")
     ledger, identity = session.ledger, session.identity
     ledger.index(identity)  # answers a run that died before indexing them
-    pending = [(key, json.dumps(ids)) for key, ids in ledger.pending_batches(identity)]
-    in_pending = {oid for _, body in pending for oid in json.loads(body)}
+    # Batches an earlier run planned but never saw answered: (key, body, orders), parsed once.
+    unanswered = ledger.pending_batches(identity)
+    pending = [(key, json.dumps(ids), len(ids)) for key, ids in unanswered]
+    in_pending = {oid for _, ids in unanswered for oid in ids}
     result = UploadResult(sheet=sheet, srms=session.description, rows=ResultRows(), elapsed=0.0,
                           dry_run=options.dry_run, warnings=len(report.warnings))
     first_error = report.first_error_by_row()
@@ -278,7 +277,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
             log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
             decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
         if decide.missing is None and options.dry_run:
-            _dry_run(conn, [b for b, _ in bodies] + [b for _, b in pending], decide.extra)
+            _dry_run(conn, [b for b, _ in bodies] + [b for _, b, _ in pending], decide.extra)
         elif decide.missing is None:
             result.sent, decide.run_keys, planned_keys, join_index = _plan_and_send(
                 session, conn, bodies, pending, options, decide.extra, progress, result)
@@ -295,7 +294,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     try:
         if settled is None:
             # Re-sent (pending) batches' answers too come from the batches: the index may still be running.
-            resent = ledger.answers([key for key, _ in pending]) if decide.run_keys and pending else {}
+            resent = ledger.answers([key for key, _, _ in pending]) if decide.run_keys and pending else {}
             settled = _pass_two(report, ledger, identity, decide, new_rows, planned_keys, options.batch_size, resent)
     finally:
         if join_index is not None:
@@ -366,7 +365,8 @@ class _Decider:
         return outcome
 
 
-def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]], pending: list[tuple[str, str]],
+def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]],
+                   pending: list[tuple[str, str, int]],
                    options: UploadOptions, failures: dict[str, Outcome], progress: Progress | None,
                    result: UploadResult) -> tuple[int, set[str], list[str], Callable[[], int]]:
     """Record every new batch (key and body) in the ledger, fsynced, then send them and the pending
@@ -375,7 +375,7 @@ def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, i
     from fhs_bulk.srms.client import new_key
 
     ledger, identity = session.ledger, session.identity
-    work = [(key, body, len(json.loads(body))) for key, body in pending]
+    work = list(pending)
     planned = [(new_key(), body, n) for body, n in bodies]
     bodies.clear()
     for i in range(0, len(planned), PLAN_BATCHES):
