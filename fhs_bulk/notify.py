@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import smtplib
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +162,10 @@ def _password(smtp: dict[str, Any], *, quiet: bool = False) -> str | None:
 
 
 def _mail(summary: Summary, address: str, smtp: dict[str, Any]) -> None:
+    import smtplib  # here, not at the top: every command imports this module, few send mail
+    import ssl
+    from email.message import EmailMessage
+
     host = smtp.get("host") or "localhost"
     port = int(smtp.get("port") or 25)
     msg = EmailMessage()

@@ -6,7 +6,9 @@ import csv
 import errno
 import io
 import itertools
+import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +29,34 @@ def defuse(value: Any) -> Any:
             value.lstrip(INVISIBLE).startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+# How a string that defuse may change opens in JSON text without escapes (json.dumps with
+# ensure_ascii=False escapes only quotes, backslashes and control characters, so a tab or CR opening
+# shows as a backslash). A quote inside a string is escaped, so this only matches a string's opening.
+_RISKY_OPENING = re.compile('"[' + re.escape("".join(sorted(RISKY_FIRST - {"\t", "\r"}))) + "]")
+
+
+def json_rows_csv(text: str, rows: int, columns: int) -> str:
+    """CSV lines (the csv module's dialect, CRLF after each) for ``text``: a compact JSON array (as
+    ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``) of ``rows`` rows of ``columns``
+    cells, each an int, a string or null; risky strings defused.
+
+    The usual chunk of results needs no per-cell work: with no backslash (so no quote, newline or
+    control character in any string), exactly the separators' commas and brackets (so none inside a
+    string) and no null first cell, the CSV is the JSON text with its quotes, brackets and nulls
+    taken out (with two columns or more: the csv module quotes a row's lone empty cell). Anything else
+    goes through the csv module."""
+    if rows == 0:
+        return ""
+    if columns > 1 and "\\" not in text and not _RISKY_OPENING.search(text) and "[null" not in text \
+            and text.count(",") == rows * columns - 1 and text.count("[") == rows + 1 \
+            and text.count("]") == rows + 1 and text.count("],[") == rows - 1:
+        body = text[2:-2].replace("],[", "\r\n").replace(",null", ",").replace('"', "")
+        return body + "\r\n"
+    fh = io.StringIO()
+    csv.writer(fh).writerows([defuse(v) for v in row] for row in json.loads(text))
+    return fh.getvalue()
 
 
 def output_error(path: str | Path, exc: OSError, *, what: str = "output") -> OutputError:
@@ -82,10 +112,23 @@ def table_format(path: str | Path) -> str:
                    code="output-type")
 
 
+def write_csv_text(path: str | Path, columns: Sequence[str], texts: Iterable[str]) -> Path:
+    """A CSV, atomically: the header, then ``texts`` as they are (CSV lines already defused, as
+    ``json_rows_csv`` makes them)."""
+    table_format(path)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerow(columns)
+            for text in texts:
+                fh.write(text)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    return Path(path)
+
+
 def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-                sheet_title: str = "results", safe: bool = False) -> Path:
-    """A table to .csv or .xlsx, atomically; text never becomes a formula. ``safe``: the caller has
-    already defused the cells (see ``defuse``), so a CSV is written without looking at each one."""
+                sheet_title: str = "results") -> Path:
+    """A table to .csv or .xlsx, atomically; text never becomes a formula."""
     fmt = table_format(path)
     try:
         with atomic_path(path) as tmp:
@@ -93,11 +136,8 @@ def write_table(path: str | Path, columns: Sequence[str], rows: Iterable[Sequenc
                 with open(tmp, "w", newline="", encoding="utf-8") as fh:
                     writer = csv.writer(fh)
                     writer.writerow(columns)
-                    if safe:
-                        writer.writerows(rows)  # None is written as an empty cell
-                    else:
-                        for row in rows:
-                            writer.writerow(["" if v is None else defuse(v) for v in row])
+                    for row in rows:
+                        writer.writerow(["" if v is None else defuse(v) for v in row])
             else:
                 _write_xlsx(tmp, columns, rows, sheet_title)
     except OSError as exc:
@@ -173,7 +213,7 @@ def check_writable(path: str | Path, *, what: str = "output", table: bool = True
 
 
 def write_rows(out: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-               worksheet: str = "results", safe: bool = False) -> str:
+               worksheet: str = "results") -> str:
     """A table to a file (.csv/.xlsx, atomic, formula-safe) or to a Google Sheet (URL, key or
     gsheet:TITLE) as worksheet ``worksheet`` (RAW values). Returns where it went."""
     from fhs_bulk.sheets.ref import SheetRef
@@ -183,4 +223,4 @@ def write_rows(out: str | Path, columns: Sequence[str], rows: Iterable[Sequence[
         from fhs_bulk.sheets.google import Google
 
         return str(Google().write(ref.google, worksheet, list(columns), [list(r) for r in rows]))
-    return str(write_table(out, columns, rows, sheet_title=worksheet, safe=safe))
+    return str(write_table(out, columns, rows, sheet_title=worksheet))

@@ -173,14 +173,15 @@ class Ledger:
                 row = self.db.execute("INSERT INTO srms (identity) VALUES (?) RETURNING id", (srms,)).fetchone()
         return int(row[0])
 
-    def held(self, srms: str, order_ids: list[str]) -> dict[str, Held]:
+    def held(self, srms: str, order_ids: list[str], *, brief: bool = False) -> dict[str, Held]:
         """What the ledger holds of these orders at this SRMS: one query, the IDs sorted so the index
-        is walked in order."""
+        is walked in order. ``brief``: code and batch key left out (None), a fifth less to read."""
         sid = self._srms_id(srms)
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.fk_order_id, o.status, o.code, o.reference_id, o.ticket_id, o.batch_key FROM json_each(?) "
-                "AS j CROSS JOIN orders AS o ON o.srms_id = ? AND o.fk_order_id = j.value",  # json outer, index inner
+                f"SELECT o.fk_order_id, o.status, {'NULL' if brief else 'o.code'}, o.reference_id, o.ticket_id, "
+                f"{'NULL' if brief else 'o.batch_key'} FROM json_each(?) AS j CROSS JOIN orders AS o "
+                "ON o.srms_id = ? AND o.fk_order_id = j.value",  # json outer, index inner
                 (json.dumps(sorted(order_ids)), sid)).fetchall()
         return {row[0]: row[1:] for row in rows}
 

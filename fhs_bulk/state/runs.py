@@ -1,8 +1,8 @@
 """Run history: every upload, ticket create, tracker update and reconcile is a record in the state
 directory's ledger database, written when it starts and when it ends.
 
-A run's rows (the results file's rows, for an upload) are kept as one compressed blob per run, so
-listing 1,000 runs reads one small table and showing one run inflates one blob. A run that never
+A run's rows (the results file's rows, for an upload) are kept apart as compressed chunks, so listing
+1,000 runs reads one small table and showing one run inflates only its own chunks. A run that never
 recorded its end is ``unfinished`` once its process is gone (SIGKILL, power cut).
 """
 
@@ -125,18 +125,19 @@ class RunLog:
     def finish(self, run_id: str, exit_code: int, *, counts: dict[str, int] | None = None,
                outputs: dict[str, str] | None = None, error: str | None = None,
                columns: list[str] | None = None, rows: Any = None) -> None:
-        """``rows``: a list of rows, or anything with ``chunks()`` (an upload's ResultRows)."""
+        """``rows``: a list of rows, or anything with ``blobs()`` (an upload's ResultRows: its chunks are
+        already in this table's format, zlib-compressed JSON arrays)."""
         def write(db: sqlite3.Connection) -> None:
             db.execute("UPDATE runs SET ended_at=?, exit_code=?, counts=?, outputs=?, error=? WHERE id=?",
                        (_now(), int(exit_code), json.dumps(counts or {}), json.dumps(outputs or {}), error, run_id))
             if columns is not None and rows is not None:
                 db.execute("INSERT OR REPLACE INTO run_rows VALUES (?,?,?)", (run_id, json.dumps(columns), _EMPTY))
                 db.execute("DELETE FROM run_row_chunks WHERE run_id = ?", (run_id,))
-                chunks = rows.chunks() if hasattr(rows, "chunks") else (
-                    rows[i:i + ROWS_PER_CHUNK] for i in range(0, len(rows), ROWS_PER_CHUNK))
-                for seq, chunk in enumerate(chunks):
-                    blob = zlib.compress(json.dumps(chunk, separators=(",", ":"), default=str).encode(), 1)
-                    db.execute("INSERT INTO run_row_chunks VALUES (?,?,?)", (run_id, seq, blob))
+                blobs = rows.blobs() if hasattr(rows, "blobs") else (
+                    zlib.compress(json.dumps(rows[i:i + ROWS_PER_CHUNK], separators=(",", ":"), default=str).encode(),
+                                  1) for i in range(0, len(rows), ROWS_PER_CHUNK))
+                db.executemany("INSERT INTO run_row_chunks VALUES (?,?,?)",
+                               ((run_id, seq, blob) for seq, blob in enumerate(blobs)))
 
         self.ledger.transaction(write)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import pickle
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,7 +32,6 @@ from fhs_bulk.errors import (
 )
 from fhs_bulk.gcpause import collect_young, gc_paused
 from fhs_bulk.sheets.ref import SheetRef
-from fhs_bulk.sheets.write import RISKY_FIRST
 from fhs_bulk.state.ledger import HOLDS_ID, Held
 
 if TYPE_CHECKING:
@@ -134,61 +133,65 @@ Progress = Callable[[int, int], None]
 Outcome = tuple[str, str | None, str | None, str | None, str]
 
 CHUNK_ROWS = 20_000  # sheet rows per step of a pass: memory stays flat however long the sheet
-COMPRESS_AFTER = 100_000  # result rows kept as they are; past these, compressed (slower, a third of the memory)
+COMPRESS_AFTER = 100_000  # result rows whose text is kept beside the compressed chunk
 PLAN_BATCHES = 100  # batches recorded (fsynced) per ledger transaction while planning
 EARLIER = "registered by an earlier run"
-# How a string cell a spreadsheet could read as a formula (see sheets.write.defuse) opens in a
-# chunk's JSON text; a chunk with none of these skips the per-cell check when written to CSV. (A
-# quote inside a string is escaped, so these only match a string's opening: false alarms are safe.)
-_RISKY_OPENINGS = tuple('"' + json.dumps(c, ensure_ascii=False)[1:-1] for c in sorted(RISKY_FIRST))
-
-
-def _risky(text: str) -> bool:
-    return any(opening in text for opening in _RISKY_OPENINGS)
 
 
 class ResultRows:
-    """The results, one row per data row in sheet order, kept as pickled chunks (this process's own
-    data, never read from outside), compressed past COMPRESS_AFTER rows: a million rows hold ~50 MB,
-    not a GB of objects. Iterate for RowResult; ``lists()`` for the cells."""
+    """The results, one row per data row in sheet order, kept as compressed JSON chunks (~50 bytes a
+    row): a million rows hold ~50 MB, not a GB of objects. The same chunks become the run history's
+    rows and, mostly by string operations, the results CSV. Iterate for RowResult; ``lists()`` for the
+    cells.
+
+    Chunks are compressed on a thread of their own (zlib lets go of the GIL), so the other core does it
+    while this one goes on; the first COMPRESS_AFTER rows' text is kept too, so a usual night's results
+    are written without inflating anything."""
 
     def __init__(self) -> None:
-        self._chunks: list[tuple[bytes, int, bool]] = []  # (pickle of a list of rows, rows, compressed)
+        # (the chunk's JSON text while within COMPRESS_AFTER rows, its zlib bytes to come, its rows)
+        self._chunks: list[tuple[str | None, Future[bytes], int]] = []
         self._len = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self.counts: Counter[str] = Counter()  # rows by status
 
     def add(self, rows: list[list[Any]]) -> None:
         if rows:
-            blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-            packed = self._len >= COMPRESS_AFTER
-            self._chunks.append((zlib.compress(blob, 1) if packed else blob, len(rows), packed))
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-zlib")
+            text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+            blob = self._pool.submit(zlib.compress, text.encode(), 1)
+            self._chunks.append((text if self._len < COMPRESS_AFTER else None, blob, len(rows)))
             self._len += len(rows)
+            self.counts.update([r[2] for r in rows])
 
     def __len__(self) -> int:
         return self._len
 
-    @staticmethod
-    def _load(blob: bytes, packed: bool) -> list[list[Any]]:
-        rows: list[list[Any]] = pickle.loads(zlib.decompress(blob) if packed else blob)
-        return rows
+    def blobs(self) -> Iterator[bytes]:
+        """Each chunk as zlib-compressed UTF-8 JSON: the run history's format."""
+        for _, blob, _ in self._chunks:
+            yield blob.result()
+
+    def texts(self) -> Iterator[tuple[str, int]]:
+        """Each chunk's JSON text, and its rows."""
+        for text, blob, n in self._chunks:
+            yield text if text is not None else zlib.decompress(blob.result()).decode(), n
 
     def chunks(self) -> Iterator[list[list[Any]]]:
-        for blob, _, packed in self._chunks:
-            yield self._load(blob, packed)
+        for text, _ in self.texts():
+            yield json.loads(text)
 
     def lists(self) -> Iterator[list[Any]]:
         for chunk in self.chunks():
             yield from chunk
 
-    def safe_lists(self) -> Iterator[list[Any]]:
-        """The rows with any cell a spreadsheet would evaluate defused; a chunk is checked once, in C
-        (its JSON text), and only chunks holding such a cell pay for the check per cell."""
-        from fhs_bulk.sheets.write import defuse
+    def csv_texts(self) -> Iterator[str]:
+        """The rows as CSV lines, any cell a spreadsheet would evaluate defused (see json_rows_csv)."""
+        from fhs_bulk.sheets.write import json_rows_csv
 
-        for chunk in self.chunks():
-            if _risky(json.dumps(chunk, ensure_ascii=False, separators=(",", ":"))):
-                yield from ([defuse(v) for v in row] for row in chunk)
-            else:
-                yield from chunk
+        for text, n in self.texts():
+            yield json_rows_csv(text, n, len(RESULT_COLUMNS))
 
     def __iter__(self) -> Iterator[RowResult]:
         for row in self.lists():
@@ -197,9 +200,9 @@ class ResultRows:
     def __getitem__(self, index: int) -> RowResult:
         if index < 0:
             index += self._len
-        for blob, n, packed in self._chunks:
+        for text, blob, n in self._chunks:
             if 0 <= index < n:
-                return RowResult(*self._load(blob, packed)[index])
+                return RowResult(*json.loads(text if text is not None else zlib.decompress(blob.result()))[index])
             index -= n
         raise IndexError("result row out of range")
 
@@ -245,23 +248,22 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
     row_index = 0
     for rows, ids, valid in report.chunks(CHUNK_ROWS):
-        held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok])
-        out: list[list[Any]] = []
-        for i, (row, oid, ok) in enumerate(zip(rows, ids, valid, strict=True)):
-            decided = decide(row, oid, ok, held.get(oid))
-            if decided is not None:
-                if settled is not None:
-                    out.append([row, oid, *decided])
+        # Brief: before sending, no row's batch is this run's and no code settles a row.
+        held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok], brief=True)
+        if settled is not None:
+            out = decide.settle(rows, ids, valid, held)
+            if out is not None:
+                settled.add(out)
+                row_index += len(rows)
                 continue
             settled = None
-            if oid not in in_pending:
+        for i, (row, oid, ok) in enumerate(zip(rows, ids, valid, strict=True)):
+            if decide(row, oid, ok, held.get(oid)) is None and oid not in in_pending:
                 new_rows[row_index + i] = 1
                 current.append(oid)
                 if len(current) == options.batch_size:
                     bodies.append((json.dumps(current), len(current)))
                     current = []
-        if settled is not None:
-            settled.add(out)
         row_index += len(rows)
     if current:
         bodies.append((json.dumps(current), len(current)))
@@ -300,7 +302,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
         if join_index is not None:
             join_index()
     result.rows = settled
-    result.counts = {s: 0 for s in STATUSES} | decide.counts
+    result.counts = {s: 0 for s in STATUSES} | dict(result.rows.counts)
     result.elapsed = time.monotonic() - started
     return result
 
@@ -308,7 +310,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
 def _pass_two(report: Any, ledger: Any, identity: str, decide: _Decider, new_rows: bytearray,
               planned_keys: list[str], batch_size: int, resent: dict[str, Held]) -> ResultRows:
     out = ResultRows()
-    decide.counts, decide.after = {}, True
+    decide.after = True
     start = ordinal = 0  # the row index, and how many rows before it went into new batches
     for rows, ids, valid in report.chunks(CHUNK_ROWS):
         fresh = new_rows[start:start + len(rows)]
@@ -336,33 +338,41 @@ class _Decider:
         self.run_keys: set[str] = set()  # batches sent (or re-sent) by this run
         self.extra: dict[str, Outcome] = {}  # what this run learnt that the ledger does not hold
         self.missing: Outcome | None = None  # for open rows nobody answered
-        self.counts: dict[str, int] = {}
         self.after = False  # pass 2: an order of a pending batch is settled too
 
     def __call__(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome | None:
         if not ok:
             f = self.first_error.get(row)
-            return self._count(("invalid", f.code if f else "invalid", None, None, f.message if f else
-                                "invalid (past the findings validate lists in detail: fix the first ones and run "
-                                "again)"))
-        if held is not None and held[4] in self.run_keys:
+            return ("invalid", f.code if f else "invalid", None, None, f.message if f else
+                    "invalid (past the findings validate lists in detail: fix the first ones and run again)")
+        if held is None:
+            return None
+        if held[4] in self.run_keys:
             status, code, ref, tid, _ = held
-            return self._count((status, code, ref, tid, REJECT_MESSAGES.get(code or "", "") if status == "rejected"
-                                else ""))
-        if held is not None and held[0] in HOLDS_ID and (self.after or oid not in self.in_pending):
-            return self._count(("already-registered", None, held[2], held[3], EARLIER))
+            return (status, code, ref, tid, REJECT_MESSAGES.get(code or "", "") if status == "rejected" else "")
+        if held[0] in HOLDS_ID and (self.after or oid not in self.in_pending):
+            return ("already-registered", None, held[2], held[3], EARLIER)
         return None
+
+    def settle(self, rows: list[int], ids: list[str], valid: list[bool], held: dict[str, Held]
+               ) -> list[list[Any]] | None:
+        """Pass 1 over a chunk while every row so far is settled: the chunk's result rows, or None at
+        its first open row."""
+        out: list[list[Any]] = []
+        append, get = out.append, held.get
+        for row, oid, ok in zip(rows, ids, valid, strict=True):
+            decided = self(row, oid, ok, get(oid))
+            if decided is None:
+                return None
+            append([row, oid, *decided])
+        return out
 
     def final(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome:
         decided = self(row, oid, ok, held)
         if decided is not None:
             return decided
         assert self.missing is not None
-        return self._count(self.extra.get(oid) or _earlier_rejection(self.dry_run, held) or self.missing)
-
-    def _count(self, outcome: Outcome) -> Outcome:
-        self.counts[outcome[0]] = self.counts.get(outcome[0], 0) + 1
-        return outcome
+        return self.extra.get(oid) or _earlier_rejection(self.dry_run, held) or self.missing
 
 
 def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]],
@@ -504,12 +514,13 @@ def _n(count: int, word: str, many: str | None = None) -> str:
 
 def write_results(result: UploadResult, out: str | Path, *, worksheet: str = "results") -> str:
     """To a file (.csv/.xlsx), or to a Google Sheet (a URL, key or gsheet:TITLE) as worksheet ``worksheet``."""
-    from fhs_bulk.sheets.write import write_rows
+    from fhs_bulk.sheets.write import write_csv_text, write_rows
 
     # A CSV is where a formula could hide: its rows come defused; workbooks and Google Sheets store text as text.
-    csv_file = not SheetRef.parse(str(out)).is_google and str(out).lower().endswith(".csv")
-    rows = result.rows.safe_lists() if csv_file else result.rows.lists()
-    result.out = write_rows(out, RESULT_COLUMNS, rows, worksheet=worksheet, safe=csv_file)
+    if not SheetRef.parse(str(out)).is_google and str(out).lower().endswith(".csv"):
+        result.out = str(write_csv_text(out, RESULT_COLUMNS, result.rows.csv_texts()))
+    else:
+        result.out = write_rows(out, RESULT_COLUMNS, result.rows.lists(), worksheet=worksheet)
     return result.out
 
 
