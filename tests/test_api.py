@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
 import re
 import shutil
 import subprocess
@@ -56,8 +58,17 @@ def test_upload_and_reconcile_from_python(tmp_path: Path, monkeypatch: pytest.Mo
         tracker.write_text("fk_order_id,SRM ID\n", encoding="utf-8")
         upd = fhs_bulk.update_tracker(tracker, fhs_bulk.registrations_from_ledger(session))
         assert upd.added == 4 and upd.exit_code == 0
-        rec = fhs_bulk.reconcile(session, tracker, as_of=date.today())
+        from fhs_bulk.tracker.reconcile import JsonRows
+
+        streamed = JsonRows()
+        rec = fhs_bulk.reconcile(session, tracker, as_of=date.today(), on_judged=streamed)
         assert len(rec.rows) == 4 and all(r.status == "CREATED" for r in rec.rows)
+        # The JSON written a part at a time (rows encoded as they were judged) is the document at once.
+        whole = json.dumps(rec.as_dict(), sort_keys=True, ensure_ascii=False) + "\n"
+        for parts in (streamed.parts, None):
+            buf = io.StringIO()
+            rec.write_json(buf, parts)
+            assert buf.getvalue() == whole
         frame = rec.to_pandas()
         assert set(frame.srm_id.str[:4]) == {"SRM-"}
         again = fhs_bulk.upload(session, sheet, out=tmp_path / "r.xlsx")

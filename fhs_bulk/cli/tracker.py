@@ -81,7 +81,7 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
     from datetime import date
 
     from fhs_bulk.tickets.single import today_ist
-    from fhs_bulk.tracker.reconcile import reconcile
+    from fhs_bulk.tracker.reconcile import JsonRows, reconcile
 
     try:
         day = date.fromisoformat(as_of) if as_of else today_ist()
@@ -97,8 +97,9 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
         check_writable(report, what="--report", table=False)
     with open_session(srms_url, token_file, state_dir, deadline=deadline, connections=max(4, concurrency)) as session, \
             recorded_run(session, "tracker reconcile", sheet=tracker_path, notify=notify, notify_on=notify_on) as rec:
+        rows_json = JsonRows() if as_json else None  # encoded while the next tickets are fetched
         result = reconcile(session, tracker_path, as_of=day, stuck_days=stuck_days, write=write,
-                           concurrency=concurrency)
+                           concurrency=concurrency, on_judged=rows_json)
         if report:
             from fhs_bulk.tracker.report import write_report
 
@@ -111,7 +112,7 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+        result.write_json(sys.stdout, rows_json.parts if rows_json is not None else None)
     else:
         s = result.summary()
         click.echo(f"{tracker_path} as of {day.isoformat()} (Asia/Kolkata): {s['rows']} rows, "

@@ -3,8 +3,9 @@ does next and how to tag it in the CRM (the L1 table in ``domain``, read as data
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,6 +16,7 @@ from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
 from fhs_bulk.gcpause import collect_young, gc_paused
+from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Session
@@ -104,12 +106,20 @@ class ReconcileResult:
     tracker: str = ""
     written: int = 0
     warnings: list[str] = field(default_factory=list)
+    _summary: tuple[int, dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
         return Exit.DATA if any(r.needs_attention for r in self.rows) else Exit.OK
 
     def summary(self) -> dict[str, Any]:
+        """Counts over the rows, kept once computed (the CLI, the JSON and the report all ask); counted
+        again when rows are added or removed."""
+        if self._summary is None or self._summary[0] != len(self.rows):
+            self._summary = (len(self.rows), self._count())
+        return self._summary[1]
+
+    def _count(self) -> dict[str, Any]:
         by_status = Counter(r.status or "(no ticket)" for r in self.rows)
         by_finding = Counter(f for r in self.rows for f in r.findings)
         breached = Counter(bucket(r.days_late, DAY_BUCKETS) for r in self.rows if "spd-breached" in r.findings)
@@ -137,13 +147,53 @@ class ReconcileResult:
         return {"as_of": self.as_of.isoformat(), "warnings": self.warnings, "summary": self.summary(),
                 "rows": [r.as_dict() for r in self.rows]}
 
+    def write_json(self, out: Any, rows_json: list[str] | None = None) -> None:
+        """``json.dumps(self.as_dict(), sort_keys=True, ensure_ascii=False)`` and a newline, written to
+        ``out`` a part at a time; ``rows_json``: the rows already encoded (see JsonRows), in order."""
+        def dumps(value: Any) -> str:
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+        # Sorted keys: as_of, rows, summary, warnings; so the rows can be written before the summary.
+        out.write('{"as_of": ' + dumps(self.as_of.isoformat()) + ', "rows": [')
+        parts = rows_json if rows_json is not None else JsonRows.encode(self.rows)
+        for i, text in enumerate(parts):
+            out.write(", " + text if i else text)
+        out.write('], "summary": ' + dumps(self.summary()) + ', "warnings": ' + dumps(self.warnings) + "}\n")
+
+
+class JsonRows:
+    """Verdicts encoded as JSON as they are judged (``reconcile(on_judged=...)``): the encoding runs
+    while the next tickets are fetched, not after."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    @staticmethod
+    def encode(rows: list[RowVerdict]) -> list[str]:
+        text = json.dumps([r.as_dict() for r in rows], sort_keys=True, ensure_ascii=False)[1:-1]
+        return [text] if text else []
+
+    def __call__(self, rows: list[RowVerdict]) -> None:
+        self.parts += self.encode(rows)
+
 
 def ist_date(stamp: str) -> date:
     """The day in India of an SRMS timestamp (UTC, 'YYYY-MM-DDTHH:MM:SSZ')."""
-    if len(stamp) == 20 and stamp.endswith("Z"):  # the common shape, without a full parse
-        day = date.fromisoformat(stamp[:10])
-        return day + timedelta(days=1) if stamp[11:16] >= "18:30" else day
+    if len(stamp) == 20 and stamp[19] == "Z":  # the common shape, without a full parse
+        return _ist_day(stamp[:10], stamp[11:16] >= "18:30")
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date()
+
+
+@lru_cache(maxsize=4096)  # a tracker's timestamps fall on a few hundred days
+def _ist_day(utc_day: str, evening: bool) -> date:
+    """The day in India of a UTC day, after 18:30 UTC (``evening``) the next one."""
+    day = date.fromisoformat(utc_day)
+    return day + timedelta(days=1) if evening else day
+
+
+@lru_cache(maxsize=4096)
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
 
 
 def condition_holds(condition: str, *, spd_breached: bool, within_warranty: bool | None,
@@ -169,7 +219,6 @@ def _matches(rule: domain.L1Rule, status: str, sub_status: str) -> bool:
     return sub_status in rule.sub_status if isinstance(rule.sub_status, tuple) else sub_status == rule.sub_status
 
 
-@lru_cache(maxsize=1024)
 @lru_cache(maxsize=4096)  # a pure function of the domain tables; a tracker repeats a few dozen cases
 def next_action(status: str, sub_status: str, *, spd_breached: bool, within_warranty: bool | None,
                 line: str = domain.INSTALLATION, delivery_breached: bool = False) -> tuple[str, str | None, str, str]:
@@ -197,6 +246,7 @@ def add_business_days(day: date, n: int) -> date:
 
 
 FETCH_BATCH = 1000  # ticket IDs per SRMS query
+_service_line = lru_cache(maxsize=256)(domain.service_line)  # a few dozen service names
 
 
 def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: int = 3) -> list[RowVerdict]:
@@ -208,9 +258,8 @@ def evaluate(rows: list[Any], tickets: dict[str, Any], as_of: date, stuck_days: 
 
 def row_key(row: Any) -> str:
     """The ID a tracker row is checked by: its SRM ID, else its BK- reference ID."""
-    from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID
-
-    return (row.values.get(SRM_ID) or "").strip() or (row.values.get(REFERENCE_ID) or "").strip()
+    values = row.values
+    return (values.get(SRM_ID) or "").strip() or (values.get(REFERENCE_ID) or "").strip()
 
 
 class Judge:
@@ -218,8 +267,6 @@ class Judge:
     so rows can be judged as their tickets arrive."""
 
     def __init__(self, as_of: date, stuck_days: int = 3) -> None:
-        from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID
-
         self.as_of = as_of
         self.stuck_days = stuck_days
         self.first_row_of: dict[str, int] = {}
@@ -228,11 +275,13 @@ class Judge:
     def __call__(self, row: Any, tickets: dict[str, Any]) -> RowVerdict | None:
         """The row's verdict (None for a blank row)."""
         srm_column, ref_column = self._columns
-        srm = (row.values.get(srm_column) or "").strip()
-        ref = (row.values.get(ref_column) or "").strip()
-        if not (row.order or srm or ref) and not any((value or "").strip() for value in row.values.values()):
+        values = row.values
+        srm = (values.get(srm_column) or "").strip()
+        ref = (values.get(ref_column) or "").strip()
+        order = row.order
+        if not (order or srm or ref) and not any((value or "").strip() for value in values.values()):
             return None  # a blank row is not a data row
-        v = RowVerdict(row.sheet_row, row.order, srm or None)
+        v = RowVerdict(row.sheet_row, order, srm or None)
         key = srm or ref
         if not key:
             v.findings.append("missing-srm-id")
@@ -250,14 +299,14 @@ class Judge:
             return v
         v.srm_id = v.srm_id or t.ticket_id
         v.status, v.sub_status, v.spd = t.status, t.sub_status, t.spd
-        if row.order and t.fk_order_id != row.order:
+        if order and t.fk_order_id != order:
             v.findings.append("order-mismatch")
             v.add_note(f"ticket {t.ticket_id} is for order {t.fk_order_id}")
         if not domain.is_journey_state(t.status, t.sub_status):
             v.findings.append("invalid-state")
-        spd = date.fromisoformat(t.spd)
+        spd = _day(t.spd)
         closed = t.status in domain.CLOSED_STATUSES
-        line = v.line = domain.service_line(t.service)
+        line = v.line = _service_line(t.service)
         mobile = line == domain.MOBILE_REPAIR
         # A mobile repair's SPD is the pickup date: it can only be breached before the pickup.
         breached = spd < self.as_of and not closed and (not mobile or t.status in ("CREATED", "PICKUP"))
@@ -349,11 +398,10 @@ def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
 
 @gc_paused
 def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_days: int = 3, write: bool = False,
-              concurrency: int = 4) -> ReconcileResult:
+              concurrency: int = 4, on_judged: Callable[[list[RowVerdict]], None] | None = None) -> ReconcileResult:
     """Check every tracker row against the session's SRMS; with ``write`` put status, SPD, next action
-    and CRM tag into the tracker."""
-    from fhs_bulk.tracker.sheet import load_tracker
-
+    and CRM tag into the tracker. ``on_judged`` is called with each run of verdicts, in row order, as
+    their tickets arrive (e.g. ``JsonRows``)."""
     if write:
         from fhs_bulk.sheets.ref import SheetRef
         from fhs_bulk.sheets.write import check_writable
@@ -378,6 +426,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
 
     def judge_until(arrived: int) -> None:
         nonlocal pos
+        start = len(verdicts)
         while pos < len(rows) and batch_of.get(keys[pos], -1) <= arrived:
             v = judge(rows[pos], tickets)
             if v is not None:
@@ -387,6 +436,8 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             if not uses[key]:
                 tickets.pop(key, None)
             pos += 1
+        if on_judged is not None and len(verdicts) > start:
+            on_judged(verdicts[start:])
 
     judge_until(-1)
     for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):

@@ -260,8 +260,14 @@ def _load_csv(p: Path, shown: str) -> Tracker:
     h = _find_header(all_rows, shown)
     headers = [c.strip() for c in all_rows[h]]
     rows = []
+    width, plain = len(headers), all(headers)  # plain: every column named, so a line zips as it is
     for i, line in enumerate(all_rows[h + 1:]):
-        values = {hd: (line[c] if c < len(line) else "") for c, hd in enumerate(headers) if hd}
+        if plain:
+            values = dict(zip(headers, line, strict=False))  # cells past the header are not read
+            if len(line) < width:  # trailing empty cells left out by the program that wrote the file
+                values.update(dict.fromkeys(headers[len(line):], ""))
+        else:
+            values = {hd: (line[c] if c < len(line) else "") for c, hd in enumerate(headers) if hd}
         rows.append(TrackerRow(i, h + 2 + i, values))
     return Tracker(p, "csv", headers, h + 1, rows, width=len(headers), _csv_rows=all_rows, dialect=dialect)
 
