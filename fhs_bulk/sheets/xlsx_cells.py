@@ -23,7 +23,7 @@ from fhs_bulk.sheets.columns import column_letter, column_number
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 _ATTR_R = re.compile(rb'\br="([A-Z]+)?([0-9]+)"')
-_CELL_R_FIRST = re.compile(rb'(<c r="([A-Z]+)[0-9]+"([^>]*?)(?:/>|>(.*?)</c>))', re.S)
+_CELL_HEAD = re.compile(rb'r="([A-Z]+)[0-9]+"([^>]*)>')  # a cell after its '<c ', as known writers put it
 _ATTR_S = re.compile(rb'\bs="([0-9]+)"')
 _SPANS = re.compile(rb'\s+spans="[^"]*"')
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))?"\s*/>')
@@ -130,24 +130,56 @@ def _letters(column: int) -> bytes:
     return column_letter(column).encode()
 
 
-def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str],
-               strings: SharedStrings | None = None) -> bytes | None:
-    # Cells as every known writer puts them (r= first): one findall; any other shape, the general scan.
-    found = _CELL_R_FIRST.findall(body)
-    if len(found) == body.count(b"<c"):
-        cells = {column_number(letters): (whole, rest, inner) for whole, letters, rest, inner in found}
-    else:
-        cells = {}
-        for m in _CELL.finditer(body):
-            ref = _ATTR_R.search(m.group(1))
-            if not ref or not ref.group(1):
-                return None
-            cells[column_number(ref.group(1))] = (m.group(0), m.group(1), m.group(2) or b"")
+class _Cells:
+    """Cell XML for one edit: what follows a cell's reference depends only on its text and style, and
+    a tool column repeats a few texts row after row, so each (text, style) is rendered once."""
+
+    def __init__(self, strings: SharedStrings | None) -> None:
+        self.strings = strings
+        self._tails: dict[tuple[str, bytes | None], bytes] = {}
+
+    def __call__(self, ref: bytes, value: str, style: bytes | None) -> bytes:
+        tail = self._tails.get((value, style))
+        if tail is None:
+            whole = _cell_xml(b"", value, style, self.strings)
+            tail = self._tails[(value, style)] = whole[len(b'<c r="'):] if whole else b""
+        return b'<c r="' + ref + tail if tail else b""
+
+
+def _row_cells(body: bytes) -> dict[int, tuple[bytes, bytes, bytes]] | None:
+    """A row's cells by column: (the cell's XML, its attributes after r=, its content). The row is cut
+    at each '<c ' (C speed); a body laid out otherwise goes through the general scan."""
+    if not body:
+        return {}
+    parts = body.split(b"<c ")
+    cells: dict[int, tuple[bytes, bytes, bytes]] = {}
+    if not parts[0].strip():
+        for part in parts[1:]:
+            m = _CELL_HEAD.match(part)
+            if m is None:
+                break
+            cells[column_number(m.group(1))] = (b"<c " + part, m.group(2), part[m.end():])
+        else:
+            return cells
+    cells = {}
+    for m in _CELL.finditer(body):
+        ref = _ATTR_R.search(m.group(1))
+        if not ref or not ref.group(1):
+            return None
+        cells[column_number(ref.group(1))] = (m.group(0), m.group(1), m.group(2) or b"")
+    return cells
+
+
+def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str], cell: _Cells) -> bytes | None:
+    cells = _row_cells(body)
+    if cells is None:
+        return None
     number = str(row).encode()
     merged = []
     for col in sorted(cells.keys() | changes.keys()) if cells else sorted(changes):
         old = cells.get(col)
-        if col not in changes:
+        value = changes.get(col)
+        if value is None:
             assert old is not None
             merged.append(old[0])
             continue
@@ -157,24 +189,53 @@ def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str],
                 return None  # never silently replace a formula
             found_style = _ATTR_S.search(old[1])
             style = found_style.group(1) if found_style else None
-        merged.append(_cell_xml(_letters(col) + number, changes[col], style, strings))
-    return b"<row" + _SPANS.sub(b"", attrs) + b">" + b"".join(merged) + b"</row>"
+        merged.append(cell(_letters(col) + number, value, style))
+    if b"spans=" in attrs:
+        attrs = _SPANS.sub(b"", attrs)
+    return b"<row" + attrs + b">" + b"".join(merged) + b"</row>"
 
 
-def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str],
-                    strings: SharedStrings | None = None) -> bytes | None:
-    if b"<sheetData" not in xml or re.search(rb"<\w+:sheetData\b", xml):
+def _patch_rows(data: bytes, by_row: dict[int, dict[int, str]], cell: _Cells) -> list[bytes] | None:
+    """The rows with the changes: cut at each '<row ' (C speed), only the changed ones parsed, new
+    rows in their place. None when the rows are not laid out so (``_scan_rows`` then)."""
+    parts = data.split(b"<row ")
+    if parts[0].strip():
         return None
-    by_row: dict[int, dict[int, str]] = {}
-    for (r, c), v in cells.items():
-        by_row.setdefault(r, {})[c] = v
-    start = xml.index(b"<sheetData")
-    open_end = xml.index(b">", start) + 1
-    if xml[open_end - 2: open_end] == b"/>":  # an empty <sheetData/>
-        head, data, tail = xml[:start] + b"<sheetData>", b"", b"</sheetData>" + xml[open_end:]
-    else:
-        close = xml.index(b"</sheetData>", open_end)
-        head, data, tail = xml[:open_end], xml[open_end:close], xml[close:]
+    out = [parts[0]]
+    pending = sorted(by_row)
+    i = 0
+    for part in parts[1:]:
+        gt = part.find(b">")
+        ref = _ATTR_R.search(part, 0, gt) if gt > 0 else None
+        if ref is None:
+            return None
+        row = int(ref.group(2))
+        while i < len(pending) and pending[i] < row:  # new rows before this one
+            out.append(_new_row(pending[i], by_row[pending[i]], cell))
+            i += 1
+        if i < len(pending) and pending[i] == row:
+            if part[gt - 1:gt] == b"/":  # <row .../>: no cells yet
+                attrs, body, rest = b" " + part[:gt - 1], b"", part[gt + 1:]
+            else:
+                close = part.rfind(b"</row>")
+                if close < 0:
+                    return None
+                attrs, body, rest = b" " + part[:gt], part[gt + 1:close], part[close + 6:]
+            if rest.strip():
+                return None
+            patched = _patch_row(attrs, body, row, by_row[row], cell)
+            if patched is None:
+                return None
+            out.append(patched + rest)
+            i += 1
+        else:
+            out.append(b"<row " + part)
+    out.extend(_new_row(r, by_row[r], cell) for r in pending[i:])
+    return out
+
+
+def _scan_rows(data: bytes, by_row: dict[int, dict[int, str]], cell: _Cells) -> list[bytes] | None:
+    """``_patch_rows`` by a scan of the XML, for rows laid out otherwise (whitespace inside tags)."""
     out: list[bytes] = []
     pos = 0
     pending = sorted(by_row)
@@ -187,10 +248,10 @@ def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str],
         while i < len(pending) and pending[i] < row:  # new rows before this one
             out.append(data[pos:m.start()])
             pos = m.start()
-            out.append(_new_row(pending[i], by_row[pending[i]], strings))
+            out.append(_new_row(pending[i], by_row[pending[i]], cell))
             i += 1
         if i < len(pending) and pending[i] == row:
-            patched = _patch_row(m.group(1), m.group(3) or b"", row, by_row[row], strings)
+            patched = _patch_row(m.group(1), m.group(3) or b"", row, by_row[row], cell)
             if patched is None:
                 return None
             out.append(data[pos:m.start()])
@@ -198,15 +259,51 @@ def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str],
             pos = m.end()
             i += 1
     out.append(data[pos:])
-    for r in pending[i:]:
-        out.append(_new_row(r, by_row[r], strings))
-    new_xml = head + b"".join(out) + tail
-    return _grow_dimension(new_xml, max(by_row), max(c for _, c in cells))
+    out.extend(_new_row(r, by_row[r], cell) for r in pending[i:])
+    return out
 
 
-def _new_row(row: int, changes: dict[int, str], strings: SharedStrings | None = None) -> bytes:
-    body = b"".join(_cell_xml(_letters(c) + str(row).encode(), v, None, strings) for c, v in sorted(changes.items()))
-    return f'<row r="{row}">'.encode() + body + b"</row>"
+def by_row(cells: dict[tuple[int, int], str]) -> dict[int, dict[int, str]]:
+    """(row, column) -> text, as row -> column -> text."""
+    rows: dict[int, dict[int, str]] = {}
+    for (r, c), v in cells.items():
+        rows.setdefault(r, {})[c] = v
+    return rows
+
+
+def patch_sheet_xml(xml: bytes, cells: dict[tuple[int, int], str],
+                    strings: SharedStrings | None = None) -> bytes | None:
+    return patch_sheet_rows(xml, by_row(cells), strings)
+
+
+def patch_sheet_rows(xml: bytes, by_row: dict[int, dict[int, str]],
+                     strings: SharedStrings | None = None) -> bytes | None:
+    """The worksheet XML with ``by_row`` (row -> column -> text, 1-based) written; None when the
+    XML is not one this writer handles."""
+    if b"<sheetData" not in xml or re.search(rb"<\w+:sheetData\b", xml):
+        return None
+    if not by_row:
+        return xml
+    start = xml.index(b"<sheetData")
+    open_end = xml.index(b">", start) + 1
+    if xml[open_end - 2: open_end] == b"/>":  # an empty <sheetData/>
+        head, data, tail = xml[:start] + b"<sheetData>", b"", b"</sheetData>" + xml[open_end:]
+    else:
+        close = xml.index(b"</sheetData>", open_end)
+        head, data, tail = xml[:open_end], xml[open_end:close], xml[close:]
+    cell = _Cells(strings)
+    out = _patch_rows(data, by_row, cell)
+    if out is None:
+        out = _scan_rows(data, by_row, cell)
+    if out is None:
+        return None
+    return _grow_dimension(head + b"".join(out) + tail, max(by_row), max(max(c) for c in by_row.values()))
+
+
+def _new_row(row: int, changes: dict[int, str], cell: _Cells) -> bytes:
+    number = str(row).encode()
+    body = b"".join(cell(_letters(c) + number, v, None) for c, v in sorted(changes.items()))
+    return b'<row r="' + number + b'">' + body + b"</row>"
 
 
 def _grow_dimension(xml: bytes, max_row: int, max_col: int) -> bytes:
@@ -238,6 +335,11 @@ def set_cells(path: str | Path, worksheet: str, cells: dict[tuple[int, int], str
     """Write ``cells`` ((row, column) 1-based -> text) into ``worksheet`` of ``path``, saving to ``out``.
     Texts go into the workbook's shared-string table when it has one (else inline). Returns False,
     writing nothing, when the file is not one this writer handles."""
+    return set_rows(path, worksheet, by_row(cells), out)
+
+
+def set_rows(path: str | Path, worksheet: str, rows: dict[int, dict[int, str]], out: str | Path) -> bool:
+    """``set_cells`` with the cells given as row -> column -> text."""
     with zipfile.ZipFile(path) as zin:
         names = set(zin.namelist())
         part = worksheet_part(zin, worksheet)
@@ -253,7 +355,7 @@ def set_cells(path: str | Path, worksheet: str, cells: dict[tuple[int, int], str
             created = _add_shared_strings(zin)
             if created:
                 sst_part, strings = "xl/sharedStrings.xml", SharedStrings()
-        patched = patch_sheet_xml(zin.read(part), cells, strings)
+        patched = patch_sheet_rows(zin.read(part), rows, strings)
         if patched is None:
             return False
         # Level 3: a third of the time of level 6 on a large worksheet, for a file ~13% larger.

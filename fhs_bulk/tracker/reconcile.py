@@ -378,22 +378,30 @@ def spd_breached_text(v: RowVerdict) -> str:
     return f"yes ({v.days_late} days)" if "spd-breached" in v.findings else "no"
 
 
-def write_back(tracker: Any, verdicts: list[RowVerdict], as_of: date) -> int:
-    """Write the tool's columns; returns the rows that changed (an unchanged tracker is not rewritten)."""
-    changed = 0
-    by_row = {r.sheet_row: r for r in tracker.rows}
-    for v in verdicts:
-        row = by_row[v.row]
-        if v.status is None and not v.findings:
-            continue
-        values = {"Status": v.status or "", "Sub-status": v.sub_status or "", "SPD": v.spd or "",
-                  "SPD breached": spd_breached_text(v), "Next action": v.next_action, "CRM tag": v.crm_tag or ""}
-        values["Last checked"] = as_of.isoformat()  # the same --as-of twice changes nothing
-        touched = False
-        for header, value in values.items():
-            touched |= tracker.set(row, header, value)
-        changed += touched
-    return changed
+class WriteBack:
+    """Puts verdicts into the tracker's own columns (in memory; ``tracker.save`` writes them), a run of
+    verdicts at a time as they are judged; ``changed`` counts the rows that changed (an unchanged
+    tracker is not rewritten)."""
+
+    def __init__(self, tracker: Any, as_of: date) -> None:
+        self.tracker = tracker
+        self.as_of = as_of.isoformat()  # the same --as-of twice changes nothing
+        self.by_row = {r.sheet_row: r for r in tracker.rows}
+        self.changed = 0
+
+    def __call__(self, verdicts: list[RowVerdict]) -> None:
+        tracker, by_row = self.tracker, self.by_row
+        for v in verdicts:
+            if v.status is None and not v.findings:
+                continue
+            row = by_row[v.row]
+            touched = False
+            for header, value in (("Status", v.status or ""), ("Sub-status", v.sub_status or ""),
+                                  ("SPD", v.spd or ""), ("SPD breached", spd_breached_text(v)),
+                                  ("Next action", v.next_action), ("CRM tag", v.crm_tag or ""),
+                                  ("Last checked", self.as_of)):
+                touched |= tracker.set(row, header, value)
+            self.changed += touched
 
 
 @gc_paused
@@ -423,6 +431,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     judge = Judge(as_of, stuck_days)
     verdicts: list[RowVerdict] = []
     rows, pos = tracker.rows, 0
+    write_back = WriteBack(tracker, as_of) if write else None
 
     def judge_until(arrived: int) -> None:
         nonlocal pos
@@ -436,8 +445,11 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             if not uses[key]:
                 tickets.pop(key, None)
             pos += 1
-        if on_judged is not None and len(verdicts) > start:
-            on_judged(verdicts[start:])
+        if len(verdicts) > start:
+            if write_back is not None:  # into the tracker while the next tickets are fetched
+                write_back(verdicts[start:])
+            if on_judged is not None:
+                on_judged(verdicts[start:])
 
     judge_until(-1)
     for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):
@@ -454,7 +466,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
         result.warnings.append(f"SRMS history holds events up to {ist_date(latest).isoformat()}, after the date "
                                f"judged ({as_of.isoformat()}): services 'on' later dates have not happened as of "
                                "then. Pass --as-of to judge a later day.")
-    if write:
-        result.written = write_back(tracker, verdicts, as_of)
+    if write_back is not None:
+        result.written = write_back.changed
         tracker.save()
     return result

@@ -162,11 +162,31 @@ class Tracker:
                     cells[(row.sheet_row, col_of[h])] = v
         return cells
 
+    def _cells_by_row(self) -> dict[int, dict[int, str]]:
+        """``_cells`` as row -> column -> text."""
+        col_of = {h: i + 1 for i, h in enumerate(self.headers) if h}
+        rows: dict[int, dict[int, str]] = {}
+        for h, c in col_of.items():
+            if c > self.width:
+                rows.setdefault(self.header_row, {})[c] = h
+        sheet_rows = [r.sheet_row for r in self.rows]
+        for (index, header), value in self._changes.items():
+            row = rows.get(sheet_rows[index])
+            if row is None:
+                row = rows[sheet_rows[index]] = {}
+            row[col_of[header]] = value
+        for index in self._added:
+            added = rows.setdefault(self.rows[index].sheet_row, {})
+            for h, v in self.rows[index].values.items():
+                if v:
+                    added[col_of[h]] = v
+        return rows
+
     def _save_xlsx(self) -> None:
-        from fhs_bulk.sheets.xlsx_cells import set_cells
+        from fhs_bulk.sheets.xlsx_cells import set_rows
 
         with atomic_path(self.path, backup=True) as tmp:
-            if set_cells(self.path, self.worksheet or "", self._cells(), tmp):
+            if set_rows(self.path, self.worksheet or "", self._cells_by_row(), tmp):
                 return
             self._save_xlsx_openpyxl(tmp)
 
