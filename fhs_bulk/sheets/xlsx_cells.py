@@ -28,8 +28,8 @@ _ATTR_S = re.compile(rb'\bs="([0-9]+)"')
 _SPANS = re.compile(rb'\s+spans="[^"]*"')
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))?"\s*/>')
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_SI_ENTRY = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
-_PLAIN_T = re.compile(rb'<t(?: xml:space="preserve")?>([^<]*)</t>')
+# Every <si> entry; the group holds its text when the entry is one plain <t>.
+_SI_TEXT = re.compile(rb'<si\b[^>]*?(?:/>|>(?:<t(?: xml:space="preserve")?>([^<]*)</t>(?=</si>))?.*?</si>)', re.S)
 _EMPTY_SST = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
               b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"></sst>')
 _SST_TYPE = b"http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"
@@ -79,13 +79,15 @@ class SharedStrings:
 
     def __init__(self, xml: bytes = _EMPTY_SST) -> None:
         self.xml = xml
-        self.base = 0
-        self.existing: dict[str, bytes] = {}  # plain entries already there: reused, not added again
-        for m in _SI_ENTRY.finditer(xml):
-            plain = _PLAIN_T.fullmatch(m.group(1) or b"")
-            if plain is not None:
-                self.existing.setdefault(_unescape(plain.group(1).decode("utf-8")), str(self.base).encode())
-            self.base += 1
+        # One findall over the table (a tracker's IDs make it 200,000 entries): each entry's text as
+        # stored (escaped) when it is plain, else None. Plain entries are reused, looked up by the
+        # text escaped as this module writes it (an entry escaped otherwise is only not reused).
+        texts = _SI_TEXT.findall(xml)
+        self.base = len(texts)
+        self.existing: dict[bytes, bytes] = {}
+        for i in range(len(texts) - 1, -1, -1):  # backwards: the first of equal entries wins
+            if texts[i]:
+                self.existing[texts[i]] = str(i).encode()
         self.added: dict[str, bytes] = {}
 
     @classmethod
@@ -93,7 +95,7 @@ class SharedStrings:
         return b"<sst" in xml and not re.search(rb"<\w+:sst\b", xml)
 
     def index(self, value: str) -> bytes:
-        found = self.existing.get(value) or self.added.get(value)
+        found = self.added.get(value) or self.existing.get(escape(_ILLEGAL.sub("", value)).encode("utf-8"))
         if found is None:
             found = self.added[value] = str(self.base + len(self.added)).encode()
         return found
@@ -146,19 +148,19 @@ class _Cells:
         return b'<c r="' + ref + tail if tail else b""
 
 
-def _row_cells(body: bytes) -> dict[int, tuple[bytes, bytes, bytes]] | None:
-    """A row's cells by column: (the cell's XML, its attributes after r=, its content). The row is cut
-    at each '<c ' (C speed); a body laid out otherwise goes through the general scan."""
+def _row_cells(body: bytes) -> dict[int, tuple[bytes, bytes, int]] | None:
+    """A row's cells by column: (the cell's XML, its attributes after r=, where its content starts in
+    its XML). The row is cut at each '<c ' (C speed); a body laid out otherwise is scanned."""
     if not body:
         return {}
     parts = body.split(b"<c ")
-    cells: dict[int, tuple[bytes, bytes, bytes]] = {}
+    cells: dict[int, tuple[bytes, bytes, int]] = {}
     if not parts[0].strip():
         for part in parts[1:]:
             m = _CELL_HEAD.match(part)
             if m is None:
                 break
-            cells[column_number(m.group(1))] = (b"<c " + part, m.group(2), part[m.end():])
+            cells[column_number(m.group(1))] = (b"<c " + part, m.group(2), m.end() + 3)
         else:
             return cells
     cells = {}
@@ -166,7 +168,8 @@ def _row_cells(body: bytes) -> dict[int, tuple[bytes, bytes, bytes]] | None:
         ref = _ATTR_R.search(m.group(1))
         if not ref or not ref.group(1):
             return None
-        cells[column_number(ref.group(1))] = (m.group(0), m.group(1), m.group(2) or b"")
+        whole = m.group(0)
+        cells[column_number(ref.group(1))] = (whole, m.group(1), m.start(2) - m.start() if m.group(2) else len(whole))
     return cells
 
 
@@ -174,25 +177,20 @@ def _patch_row(attrs: bytes, body: bytes, row: int, changes: dict[int, str], cel
     cells = _row_cells(body)
     if cells is None:
         return None
+    styles: dict[int, bytes | None] = {}
+    for col in cells.keys() & changes.keys():  # cells replaced: keep their style, never a formula
+        whole, cell_attrs, content = cells[col]
+        if b"<f" in whole[content:]:
+            return None
+        found = _ATTR_S.search(cell_attrs)
+        styles[col] = found.group(1) if found else None
     number = str(row).encode()
-    merged = []
-    for col in sorted(cells.keys() | changes.keys()) if cells else sorted(changes):
-        old = cells.get(col)
-        value = changes.get(col)
-        if value is None:
-            assert old is not None
-            merged.append(old[0])
-            continue
-        style = None
-        if old is not None:
-            if b"<f" in old[2]:
-                return None  # never silently replace a formula
-            found_style = _ATTR_S.search(old[1])
-            style = found_style.group(1) if found_style else None
-        merged.append(cell(_letters(col) + number, value, style))
+    style = styles.get
+    out = {col: c[0] for col, c in cells.items()}
+    out.update({col: cell(_letters(col) + number, value, style(col)) for col, value in changes.items()})
     if b"spans=" in attrs:
         attrs = _SPANS.sub(b"", attrs)
-    return b"<row" + attrs + b">" + b"".join(merged) + b"</row>"
+    return b"<row" + attrs + b">" + b"".join([out[col] for col in sorted(out)]) + b"</row>"
 
 
 def _patch_rows(data: bytes, by_row: dict[int, dict[int, str]], cell: _Cells) -> list[bytes] | None:
