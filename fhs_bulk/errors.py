@@ -167,7 +167,7 @@ CODES: dict[str, Code] = _table(
     ("output-type", "OutputError", Exit.UNUSABLE, "name the file .csv or .xlsx (or a Google Sheet)"),
     ("output-unwritable", "OutputError", Exit.UNUSABLE, "check the file's and the directory's permissions"),
     ("disk-full", "DiskFull", Exit.UNUSABLE, "free space in the directory named, then run the same command again"),
-    ("ledger-damaged", "ConfigError", Exit.UNUSABLE, "the damaged ledger was moved aside; run again"),
+    ("ledger-damaged", "ConfigError", Exit.UNUSABLE, "run the same command again (a damaged ledger is moved aside)"),
     ("locked", "LockHeld", Exit.LOCKED, "wait for the other run to finish (its pid is in the message)"),
     ("srms-unavailable", "SrmsUnavailable", Exit.TRANSIENT, "run the same command again later"),
     ("embedded-srms", "SrmsUnavailable", Exit.TRANSIENT, "run again; report it if it persists"),

@@ -180,5 +180,16 @@ class Session:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        ledger = self._ledger
         self.close()
+        if ledger is not None and exc is not None:
+            import sqlite3
+
+            from fhs_bulk.state.ledger import Ledger, damaged
+
+            if isinstance(exc, sqlite3.DatabaseError) and damaged(exc):
+                path = Ledger.flag_damaged(ledger.path.parent)
+                raise ConfigError(f"the ledger {path} is damaged ({exc}). Run the same command again: the ledger is "
+                                  "checked first and, damaged, moved aside for a fresh one; nothing is registered "
+                                  "twice.", code="ledger-damaged") from exc
 

@@ -195,17 +195,30 @@ def test_full_disk_under_the_output(srms, tiny_disk: Path, tmp_path: Path, name:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "page"])
 def test_damaged_ledger_is_moved_aside_and_nothing_registers_twice(srms, tmp_path: Path, damage: str) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
     env = cli_env(tmp_path, srms)
     sheet = order_sheet(tmp_path, GOOD[:20])
     first = run_cli("upload", str(sheet), "--out", str(tmp_path / "r1.csv"), env=env)
     assert first.returncode == 0, first.stderr
     ledger = tmp_path / "state" / "ledger.sqlite"
+    db = sqlite3.connect(ledger)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'orders'").fetchone()
+    db.close()
     data = ledger.read_bytes()
     for suffix in ("-wal", "-shm"):
         Path(f"{ledger}{suffix}").unlink(missing_ok=True)
-    ledger.write_bytes(os.urandom(len(data)) if damage == "garbage" else data[: len(data) // 3])
+    if damage == "page":  # a page of the per-order table, in a ledger checked page by page an hour ago
+        ledger.write_bytes(data[:(root - 1) * 4096] + b"\xde\xad" * 2048 + data[root * 4096:])
+        r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r2.csv"), env=env)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert r.returncode == 2 and errors[-1].endswith("[ledger-damaged]") and str(ledger) in errors[-1], r.stderr
+        assert "Traceback" not in r.stderr and registered_in_srms(srms.db) == (20, 20)
+    else:
+        ledger.write_bytes(os.urandom(len(data)) if damage == "garbage" else data[: len(data) // 3])
     r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r2.csv"), env=env)
     assert r.returncode == 0, r.stderr
     moved = [p for p in (tmp_path / "state").glob("ledger.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
