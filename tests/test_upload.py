@@ -105,9 +105,9 @@ def test_rerun_the_ledger_answers_needs_no_srms(srms, tmp_path: Path) -> None:  
     assert [x["status"] for x in read_results(out)] == ["already-registered"] * 5 + ["failed"]
 
 
-def test_result_rows_read_back_exactly() -> None:
-    """Results kept as compressed chunks read back exactly, in order, whichever way they are read; the
-    CSV lines come defused."""
+def test_result_rows_read_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results kept as compressed chunks (past a few rows, in a temporary file) read back exactly, in
+    order, whichever way they are read; the CSV lines come defused."""
     import csv
     import io
     import json
@@ -115,17 +115,18 @@ def test_result_rows_read_back_exactly() -> None:
 
     from fhs_bulk.upload import run
 
+    monkeypatch.setattr(run, "COMPRESS_AFTER", 3)
     rows = run.ResultRows()
-    data = [[i + 2, f"OD{i:018d}", "registered", None, f"BK-{i:036d}", f"SRM-{i:010d}", ""] for i in range(10)]
+    data = [[i + 2, f"OD{i:018d}", "registered", None, f"BK-{i:036d}", f"SRM-{i:010d}", ""] for i in range(16)]
     data[7][1], data[7][2] = "=HYPERLINK(1)", "invalid"
-    for i in range(0, 10, 2):
+    for i in range(0, 16, 2):
         rows.add([list(r) for r in data[i:i + 2]])
-    assert len(rows) == 10 and list(rows.lists()) == data
-    assert rows[7].fk_order_id == "=HYPERLINK(1)" and rows[-1].row == 11 and [r.row for r in rows] == list(range(2, 12))
+    assert len(rows) == 16 and list(rows.lists()) == data
+    assert rows[7].fk_order_id == "=HYPERLINK(1)" and rows[-1].row == 17 and [r.row for r in rows] == list(range(2, 18))
     safe = list(csv.reader(io.StringIO("".join(rows.csv_texts()))))
     assert safe[7][1] == "'=HYPERLINK(1)" and safe[6] == [str(v) if v is not None else "" for v in data[6]]
     with pytest.raises(IndexError):
-        rows[10]
+        rows[16]
     assert [r for chunk in rows.chunks() for r in chunk] == data
     assert [r for blob in rows.blobs() for r in json.loads(zlib.decompress(blob))] == data  # the history's format
 

@@ -8,8 +8,11 @@ job. SRMS itself registers an order at most once, so even a lost ledger cannot d
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
+import tempfile
 import time
 import zlib
 from collections import Counter
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fhs_bulk.domain import MAX_BATCH
 from fhs_bulk.errors import (
@@ -140,19 +143,20 @@ EARLIER = "registered by an earlier run"
 
 class ResultRows:
     """The results, one row per data row in sheet order, kept as compressed JSON chunks (~50 bytes a
-    row): a million rows hold ~50 MB, not a GB of objects. The same chunks become the run history's
-    rows and, mostly by string operations, the results CSV. Iterate for RowResult; ``lists()`` for the
-    cells.
+    row). The same chunks become the run history's rows and, mostly by string operations, the results
+    CSV. Iterate for RowResult; ``lists()`` for the cells.
 
     Chunks are compressed on a thread of their own (zlib lets go of the GIL), so the other core does it
-    while this one goes on; the first COMPRESS_AFTER rows' text is kept too, so a usual night's results
-    are written without inflating anything."""
+    while this one goes on. The first COMPRESS_AFTER rows' text is kept too, so a usual night's results
+    are written without inflating anything; past it, the compressed chunks go to a temporary file, so
+    memory stays flat however long the sheet."""
 
     def __init__(self) -> None:
-        # (the chunk's JSON text while within COMPRESS_AFTER rows, its zlib bytes to come, its rows)
-        self._chunks: list[tuple[str | None, Future[bytes], int]] = []
+        # [JSON text (first rows only), zlib bytes to come (until spilled), offset in the file, size, rows]
+        self._chunks: list[list[Any]] = []
         self._len = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._file: IO[bytes] | None = None
         self.counts: Counter[str] = Counter()  # rows by status
 
     def add(self, rows: list[list[Any]]) -> None:
@@ -160,23 +164,51 @@ class ResultRows:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-zlib")
             text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
-            blob = self._pool.submit(zlib.compress, text.encode(), 1)
-            self._chunks.append((text if self._len < COMPRESS_AFTER else None, blob, len(rows)))
+            keep = self._len < COMPRESS_AFTER
+            self._chunks.append([text if keep else None, self._pool.submit(zlib.compress, text.encode(), 1), 0, 0,
+                                 len(rows)])
             self._len += len(rows)
             self.counts.update([r[2] for r in rows])
+            for chunk in self._chunks[-3::-1]:  # spill what is compressed, past the kept rows; two stay in flight
+                if chunk[0] is not None or chunk[1] is None:
+                    break
+                self._spill(chunk)
+
+    def _spill(self, chunk: list[Any]) -> None:
+        blob = chunk[1].result()
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="fhs-bulk-results-")  # noqa: SIM115 (lives with self)
+            self._file.seek(0, os.SEEK_END)
+            chunk[2], chunk[3] = self._file.tell(), len(blob)
+            self._file.write(blob)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"{tempfile.gettempdir()}: the disk is full (the results of a long sheet are kept "
+                               "there while it runs). Free space there (or set TMPDIR to a roomier directory) and "
+                               "run the same command again.", code="disk-full", path=tempfile.gettempdir()) from exc
+            raise
+        chunk[1] = None
+
+    def _blob(self, chunk: list[Any]) -> bytes:
+        if chunk[1] is not None:
+            return bytes(chunk[1].result())
+        assert self._file is not None
+        self._file.seek(chunk[2])
+        return self._file.read(chunk[3])
 
     def __len__(self) -> int:
         return self._len
 
     def blobs(self) -> Iterator[bytes]:
         """Each chunk as zlib-compressed UTF-8 JSON: the run history's format."""
-        for _, blob, _ in self._chunks:
-            yield blob.result()
+        for chunk in self._chunks:
+            yield self._blob(chunk)
 
     def texts(self) -> Iterator[tuple[str, int]]:
         """Each chunk's JSON text, and its rows."""
-        for text, blob, n in self._chunks:
-            yield text if text is not None else zlib.decompress(blob.result()).decode(), n
+        for chunk in self._chunks:
+            yield chunk[0] if chunk[0] is not None else zlib.decompress(self._blob(chunk)).decode(), chunk[4]
 
     def chunks(self) -> Iterator[list[list[Any]]]:
         for text, _ in self.texts():
@@ -200,10 +232,11 @@ class ResultRows:
     def __getitem__(self, index: int) -> RowResult:
         if index < 0:
             index += self._len
-        for text, blob, n in self._chunks:
-            if 0 <= index < n:
-                return RowResult(*json.loads(text if text is not None else zlib.decompress(blob.result()))[index])
-            index -= n
+        for chunk in self._chunks:
+            if 0 <= index < chunk[4]:
+                text = chunk[0] if chunk[0] is not None else zlib.decompress(self._blob(chunk))
+                return RowResult(*json.loads(text)[index])
+            index -= chunk[4]
         raise IndexError("result row out of range")
 
 
