@@ -4,6 +4,7 @@ registered exit code, with ``--debug`` adding the traceback and changing nothing
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -33,6 +34,15 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 class Group(click.Group):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The console script's entry (tests call ``main`` itself): the process ends with the command,
+        so what it leaves is frozen out of the interpreter's last collection, a full pass over every
+        object (a reconcile of 100,000 rows leaves millions: ~0.15 s)."""
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            gc.freeze()
+
     def invoke(self, ctx: click.Context) -> Any:
         def debug() -> bool:  # known only once the root callback has run
             return bool(ctx.obj and ctx.obj.get("debug")) or _env_debug()
