@@ -68,7 +68,14 @@ def disk_full(exc: BaseException) -> bool:
 
 def _truncated(path: Path) -> str | None:
     """Why the file is shorter than its header says (a copy cut short), or None. The header's page
-    count is trusted only when SQLite marked it valid (change counter = version-valid-for)."""
+    count is trusted only when SQLite marked it valid (change counter = version-valid-for), and only
+    with no write-ahead log beside it: a checkpoint cut short by a crash writes page 1 before the last
+    pages, and SQLite completes it from the log."""
+    try:
+        if os.path.getsize(f"{path}-wal") > 0:
+            return None
+    except OSError:
+        pass
     try:
         with open(path, "rb") as fh:
             header = fh.read(100)
