@@ -141,6 +141,18 @@ PLAN_BATCHES = 100  # batches recorded (fsynced) per ledger transaction while pl
 EARLIER = "registered by an earlier run"
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """One chunk of result rows: its JSON text (only for the first COMPRESS_AFTER rows), its zlib bytes
+    while being compressed or until spilled, else where they are in the temporary file."""
+
+    text: str | None
+    pending: Future[bytes] | None
+    rows: int
+    offset: int = 0
+    size: int = 0
+
+
 class ResultRows:
     """The results, one row per data row in sheet order, kept as compressed JSON chunks (~50 bytes a
     row). The same chunks become the run history's rows and, mostly by string operations, the results
@@ -152,8 +164,7 @@ class ResultRows:
     memory stays flat however long the sheet."""
 
     def __init__(self) -> None:
-        # [JSON text (first rows only), zlib bytes to come (until spilled), offset in the file, size, rows]
-        self._chunks: list[list[Any]] = []
+        self._chunks: list[_Chunk] = []
         self._len = 0
         self._pool: ThreadPoolExecutor | None = None
         self._file: IO[bytes] | None = None
@@ -165,22 +176,23 @@ class ResultRows:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-zlib")
             text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
             keep = self._len < COMPRESS_AFTER
-            self._chunks.append([text if keep else None, self._pool.submit(zlib.compress, text.encode(), 1), 0, 0,
-                                 len(rows)])
+            self._chunks.append(_Chunk(text if keep else None, self._pool.submit(zlib.compress, text.encode(), 1),
+                                       len(rows)))
             self._len += len(rows)
             self.counts.update([r[2] for r in rows])
             for chunk in self._chunks[-3::-1]:  # spill what is compressed, past the kept rows; two stay in flight
-                if chunk[0] is not None or chunk[1] is None:
+                if chunk.text is not None or chunk.pending is None:
                     break
                 self._spill(chunk)
 
-    def _spill(self, chunk: list[Any]) -> None:
-        blob = chunk[1].result()
+    def _spill(self, chunk: _Chunk) -> None:
+        assert chunk.pending is not None
+        blob = chunk.pending.result()
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="fhs-bulk-results-")  # noqa: SIM115 (lives with self)
             self._file.seek(0, os.SEEK_END)
-            chunk[2], chunk[3] = self._file.tell(), len(blob)
+            chunk.offset, chunk.size = self._file.tell(), len(blob)
             self._file.write(blob)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -188,14 +200,14 @@ class ResultRows:
                                "there while it runs). Free space there (or set TMPDIR to a roomier directory) and "
                                "run the same command again.", code="disk-full", path=tempfile.gettempdir()) from exc
             raise
-        chunk[1] = None
+        chunk.pending = None
 
-    def _blob(self, chunk: list[Any]) -> bytes:
-        if chunk[1] is not None:
-            return bytes(chunk[1].result())
+    def _blob(self, chunk: _Chunk) -> bytes:
+        if chunk.pending is not None:
+            return chunk.pending.result()
         assert self._file is not None
-        self._file.seek(chunk[2])
-        return self._file.read(chunk[3])
+        self._file.seek(chunk.offset)
+        return self._file.read(chunk.size)
 
     def __len__(self) -> int:
         return self._len
@@ -208,7 +220,7 @@ class ResultRows:
     def texts(self) -> Iterator[tuple[str, int]]:
         """Each chunk's JSON text, and its rows."""
         for chunk in self._chunks:
-            yield chunk[0] if chunk[0] is not None else zlib.decompress(self._blob(chunk)).decode(), chunk[4]
+            yield chunk.text if chunk.text is not None else zlib.decompress(self._blob(chunk)).decode(), chunk.rows
 
     def chunks(self) -> Iterator[list[list[Any]]]:
         for text, _ in self.texts():
@@ -233,10 +245,10 @@ class ResultRows:
         if index < 0:
             index += self._len
         for chunk in self._chunks:
-            if 0 <= index < chunk[4]:
-                text = chunk[0] if chunk[0] is not None else zlib.decompress(self._blob(chunk))
+            if 0 <= index < chunk.rows:
+                text = chunk.text if chunk.text is not None else zlib.decompress(self._blob(chunk))
                 return RowResult(*json.loads(text)[index])
-            index -= chunk[4]
+            index -= chunk.rows
         raise IndexError("result row out of range")
 
 
