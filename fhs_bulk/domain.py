@@ -6,12 +6,17 @@ instead of re-stating them, and the tests check one case per row.
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import NamedTuple
 
 # Dates the process judges (SPD, today, warranty) are in India's time zone.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
+
+
+def today_ist() -> date:
+    """Today in India: the day SPDs, breaches and reschedules are judged by."""
+    return datetime.now(IST).date()
 
 ORDER_SHEET_NAME = "FK_ODS_ORDER_CREATE"
 ORDER_ID_COLUMN = "fk_order_id"

@@ -80,7 +80,7 @@ def tracker_reconcile(tracker_path: str, as_of: str | None, stuck_days: int, wri
     """
     from datetime import date
 
-    from fhs_bulk.tickets.single import today_ist
+    from fhs_bulk.domain import today_ist
     from fhs_bulk.tracker.reconcile import JsonRows, reconcile
 
     try:

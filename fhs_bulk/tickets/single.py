@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from difflib import get_close_matches
 from typing import Any
 
 from fhs_bulk import domain
-from fhs_bulk.domain import IST
+from fhs_bulk.domain import today_ist
 from fhs_bulk.errors import DataError
 from fhs_bulk.srms.schemas import body_hash
 from fhs_bulk.validate.check import check_order_id, shown
@@ -53,10 +53,6 @@ def show_ticket(session: Any, ticket_id: str) -> Any:
     if ticket is None:
         raise DataError(f"SRMS has no ticket {ticket_id}.", code="ticket-not-found")
     return ticket
-
-
-def today_ist() -> date:
-    return datetime.now(IST).date()
 
 
 def normalise_phone(raw: str) -> str | None:

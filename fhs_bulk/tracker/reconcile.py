@@ -416,9 +416,12 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
 
         if not SheetRef.parse(tracker_path).is_google:
             check_writable(tracker_path, what="tracker", table=False)
-    conn = session.srms
-
-    tracker = load_tracker(tracker_path)
+    # The tracker is read on a thread while the SRMS client is set up (imports, the embedded mock):
+    # python-calamine parses a workbook without the GIL, so the two overlap.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-read") as reader:
+        loading = reader.submit(load_tracker, tracker_path)
+        conn = session.srms
+        tracker = loading.result()
     # Rows are judged as their batch of tickets arrives, while the next batches are in flight: a row
     # waits only for the batch that first asked for its ID.
     keys = [row_key(r) for r in tracker.rows]
