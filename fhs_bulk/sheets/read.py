@@ -328,9 +328,10 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts:
     from python_calamine import CalamineWorkbook
 
     is_xlsx = path.suffix.lower() in {".xlsx", ".xlsm"}
-    # The formula scan (unzip + search) overlaps calamine's parse; both release the GIL for most of it.
-    pool = ThreadPoolExecutor(max_workers=1) if is_xlsx else None
-    formulas_future = pool.submit(_xlsx_formula_cells, path, parts) if pool else None
+    # calamine parses without the GIL: meanwhile a thread imports numpy (~35 ms, needed next) and, for
+    # xlsx, scans for formulas (unzip + search).
+    pool = ThreadPoolExecutor(max_workers=1)
+    formulas_future = pool.submit(_meanwhile, path, parts, is_xlsx)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = workbook.sheet_names
@@ -348,10 +349,14 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts:
             f"{str(exc)[:120]}). The file is damaged or not really a spreadsheet; open it in Excel or "
             "LibreOffice and save it again.", code="sheet-unreadable", path=shown) from exc
     finally:
-        if pool:
-            pool.shutdown(wait=True)
-    formulas = formulas_future.result() if formulas_future else {}
-    return _sheet_from_rows(rows, shown, sheet_name_of(shown), worksheet, formulas, header_names)
+        pool.shutdown(wait=True)
+    return _sheet_from_rows(rows, shown, sheet_name_of(shown), worksheet, formulas_future.result(), header_names)
+
+
+def _meanwhile(path: Path, parts: dict[str, bytes], is_xlsx: bool) -> dict[tuple[int, int], bool]:
+    import numpy  # noqa: F401  (imported while calamine parses; the rows become numpy arrays next)
+
+    return _xlsx_formula_cells(path, parts) if is_xlsx else {}
 
 
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
