@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import re
 import stat
-import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from fhs_bulk.errors import SheetError
 from fhs_bulk.sheets.columns import column_letter, column_number
+
+if TYPE_CHECKING:
+    import zipfile  # imported where a workbook is opened: a CSV never needs it
 
 MiB = 1 << 20
 MAX_CSV_BYTES = 1024 * MiB  # a CSV larger than this is no order sheet or tracker
@@ -79,6 +81,8 @@ def check_workbook(path: Path, shown: str) -> dict[str, bytes]:
         return {}  # .xls: calamine reads it; an encrypted one is recognised from its error (xls_encrypted)
     if not head.startswith(b"PK"):
         return {}  # not a zip: calamine says what it is
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as zf:
             sheets = _check_zip(zf, path, shown)
@@ -147,6 +151,8 @@ def _inflate(fh: BinaryIO, info: zipfile.ZipInfo, shown: str, cap: int, limit: s
              keep: bool) -> tuple[int, bytes | None]:
     """(bytes a member really inflates to, the bytes when ``keep``): read raw and inflated here, since
     zipfile would stop at the declared size."""
+    import zipfile
+
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return info.file_size, None
     fh.seek(info.header_offset)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -369,6 +368,8 @@ def _xlsx_formula_cells(path: Path, parts: dict[str, bytes]) -> dict[tuple[int, 
     calamine only returns cached values; a bytes scan of the sheet XML finds formulas cheaply, and
     the common case (no formula at all) costs one search.
     """
+    import zipfile
+
     from fhs_bulk.sheets.xlsx_cells import worksheet_part
 
     try:
