@@ -155,11 +155,11 @@ class Ledger:
     @staticmethod
     def flag_damaged(state_dir: str | Path) -> Path:
         """Have the next open read every page (and move the ledger aside if damaged): for damage found
-        in the middle of a command."""
-        marker = Path(state_dir) / ("ledger.sqlite" + CHECK_MARKER)
+        in the middle of a command. Returns the ledger's path."""
+        path = Path(state_dir) / "ledger.sqlite"
         with contextlib.suppress(OSError):
-            marker.touch()
-        return marker.with_suffix("")
+            path.with_name(path.name + CHECK_MARKER).touch()
+        return path
 
     def check(self, *, full: bool = False) -> None:
         """Raise sqlite3.DatabaseError when the file is damaged. Every open compares the header with the
