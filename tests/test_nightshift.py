@@ -195,6 +195,25 @@ def test_full_disk_under_the_output(srms, tiny_disk: Path, tmp_path: Path, name:
     assert r.returncode == 0, r.stderr
 
 
+def test_full_disk_under_the_temporary_results(tiny_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long sheet's results past the first rows go to a temporary file: a full disk there is
+    disk-full naming the directory, not an internal error."""
+    import tempfile
+
+    from fhs_bulk.errors import DiskFull
+    from fhs_bulk.upload import run
+
+    fill(tiny_disk)
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_disk))
+    monkeypatch.setattr(run, "COMPRESS_AFTER", 2)
+    rows = run.ResultRows()
+    with pytest.raises(DiskFull) as err:
+        for i in range(0, 400, 2):
+            rows.add([[i + 2, f"OD{i:018d}", "registered", None, "BK-" + "x" * 36 * 50, None, ""],
+                      [i + 3, f"OD{i + 1:018d}", "registered", None, "BK-" + os.urandom(900).hex(), None, ""]])
+    assert err.value.code == "disk-full" and str(tiny_disk) in err.value.message
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "page"])
 def test_damaged_ledger_is_moved_aside_and_nothing_registers_twice(srms, tmp_path: Path, damage: str) -> None:  # type: ignore[no-untyped-def]
     import sqlite3

@@ -194,6 +194,7 @@ class ResultRows:
             self._file.seek(0, os.SEEK_END)
             chunk.offset, chunk.size = self._file.tell(), len(blob)
             self._file.write(blob)
+            self._file.flush()  # a full disk says so here, not when the chunk is read back
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"{tempfile.gettempdir()}: the disk is full (the results of a long sheet are kept "
