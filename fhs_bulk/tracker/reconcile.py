@@ -347,14 +347,6 @@ class Judge:
         return v
 
 
-def fetch_tickets(client: Any, ids: list[str], *, batch: int = 1000, concurrency: int = 4) -> dict[str, Any]:
-    """Tickets by the ID asked for (SRM ID or BK- reference), in batched requests, several in flight."""
-    found: dict[str, Any] = {}
-    for part in ticket_batches(client, list(dict.fromkeys(ids)), batch=batch, concurrency=concurrency):
-        found.update(part)
-    return found
-
-
 def ticket_batches(client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4
                    ) -> Iterator[dict[str, Any]]:
     """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn, while

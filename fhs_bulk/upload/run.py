@@ -125,10 +125,16 @@ class UploadResult:
             "resent_batches": self.resent_batches, "retries": self.retries,
             "elapsed_s": round(self.elapsed, 3), "orders_per_s": round(self.orders_per_s, 1),
             "interrupted": bool(self.interrupted), "exit_code": int(self.exit_code),
-            **({"orders": {status: [r.fk_order_id for r in self.rows if r.status == status]
-                           for status in ("would-send", "already-registered", "rejected", "invalid")}}
-               if self.dry_run else {}),
+            **({"orders": self._orders_by_status()} if self.dry_run else {}),
         }
+
+    def _orders_by_status(self) -> dict[str, list[str]]:
+        """A dry run's orders by what would become of them: one pass over the (compressed) rows."""
+        out: dict[str, list[str]] = {s: [] for s in ("would-send", "already-registered", "rejected", "invalid")}
+        for _, oid, status, *_ in self.rows.lists():
+            if status in out:
+                out[status].append(oid)
+        return out
 
 
 Progress = Callable[[int, int], None]
