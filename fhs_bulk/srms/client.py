@@ -129,7 +129,7 @@ class SrmsClient:
         log.log(logging.INFO if state.attempt_number == 1 else logging.DEBUG,
                 "SRMS: %s; retrying with back-off (attempt %d)", _reason(exc), state.attempt_number + 1)
 
-    def _request(self, method: str, path: str, model: type[M], *, json: Any = None,
+    def _request(self, method: str, path: str, model: type[M], *, json: Any = None, content: bytes | None = None,
                  headers: dict[str, str] | None = None, retry: bool = True,
                  on_status: Callable[[httpx.Response], M | None] | None = None) -> M:
         def once() -> M:
@@ -138,7 +138,7 @@ class SrmsClient:
             if self.remaining() <= 0:
                 raise SrmsUnavailable(f"the deadline of {self.deadline:g}s passed before SRMS answered; "
                                       "try again later")
-            resp = self._http.request(method, path, json=json, headers=headers)
+            resp = self._http.request(method, path, json=json, content=content, headers=headers)
             if resp.status_code in RETRY_STATUSES:
                 raise _Retryable(resp.status_code, _retry_after(resp), _error_text(resp))
             if on_status is not None:
@@ -189,9 +189,13 @@ class SrmsClient:
         finally:
             self.deadline_at, self.deadline = saved
 
-    def create_job(self, order_ids: list[str], key: str) -> s.BulkJob:
+    def create_job(self, order_ids: list[str], key: str, *, ids_json: str | None = None) -> s.BulkJob:
+        if ids_json is None:
+            return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
+                                 json={"order_ids": order_ids}, headers={"Idempotency-Key": key})
         return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
-                             json={"order_ids": order_ids}, headers={"Idempotency-Key": key})
+                             content=f'{{"order_ids":{ids_json}}}'.encode(),
+                             headers={"Idempotency-Key": key, "Content-Type": "application/json"})
 
     def get_job(self, job_id: str) -> s.BulkJob:
         return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}", s.BulkJob)
@@ -199,10 +203,11 @@ class SrmsClient:
     def job_results(self, job_id: str) -> s.BulkJobResults:
         return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}/results", s.BulkJobResults)
 
-    def register(self, order_ids: list[str], key: str, *, poll: float = 0.05,
-                 max_poll: float = 2.0) -> s.BulkJobResults:
-        """Create (or find again, by key) a job and wait for its per-order results."""
-        job = self.create_job(order_ids, key)
+    def register(self, order_ids: list[str], key: str, *, poll: float = 0.05, max_poll: float = 2.0,
+                 ids_json: str | None = None) -> s.BulkJobResults:
+        """Create (or find again, by key) a job and wait for its per-order results. ``ids_json``: the
+        order IDs already as a JSON array (the ledger's batch body), sent as they are."""
+        job = self.create_job(order_ids, key, ids_json=ids_json)
         while job.state != "complete":
             if self.remaining() <= 0:
                 raise SrmsUnavailable(f"job {job.job_id} did not complete within {self.deadline:g}s")

@@ -13,12 +13,12 @@ import errno
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from fhs_bulk.errors import DiskFull
 
@@ -49,6 +49,8 @@ HOLDS_ID = ("registered", "already-registered")
 
 # What the ledger holds of one order: (status, code, reference_id, ticket_id, batch_key).
 Held = tuple[str, str | None, str | None, str | None, str | None]
+# What SRMS answered for one order: (order, status, code, reference_id, ticket_id).
+Answer = tuple[str, str, str | None, str | None, str | None]
 
 
 def _now() -> str:
@@ -261,8 +263,7 @@ class Ledger:
 
         self._tx(write)
 
-    def record(self, srms: str, key: str, job_id: str,
-               outcomes: list[tuple[str, str, str | None, str | None, str | None]]) -> None:
+    def record(self, srms: str, key: str, job_id: str, outcomes: list[Answer]) -> None:
         """Keep SRMS's answer to a batch: one row, so the hot loop stays light; ``index`` spreads
         answers into per-order rows later.
 
@@ -278,32 +279,23 @@ class Ledger:
 
         self._tx(write, durable=False)
 
-    def index_concurrently(self, srms: str) -> Callable[[], int]:
-        """``index`` on a connection of its own, in a thread, while this one goes on reading (WAL lets
-        both). Returns the function that waits for it: it returns the orders indexed, or raises what
-        the index raised (a full disk as DiskFull)."""
-        box: dict[str, Any] = {}
+    def record_many(self, srms: str, answers: list[tuple[str, str, list[Answer]]], *,
+                    db: sqlite3.Connection | None = None) -> None:
+        """``record`` for several batches, one transaction: (key, job_id, outcomes) each."""
+        payloads = [(key, job_id, json.dumps(outcomes, separators=(",", ":"))) for key, job_id, outcomes in answers]
 
-        def work() -> None:
-            try:
-                db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-                try:
-                    box["count"] = self.index(srms, db=db)
-                finally:
-                    db.close()
-            except BaseException as exc:  # handed to the caller at join
-                box["error"] = exc
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT OR REPLACE INTO batch_results VALUES (?,?,?)", payloads)
+            db.executemany("UPDATE batches SET state='answered', job_id=? WHERE key=?",
+                           [(job_id, key) for key, job_id, _ in payloads])
 
-        thread = threading.Thread(target=work, name="ledger-index", daemon=True)
-        thread.start()
+        self._tx(write, durable=False, db=db)
 
-        def join() -> int:
-            thread.join()
-            if "error" in box:
-                raise box["error"]
-            return int(box.get("count", 0))
-
-        return join
+    def writer(self, srms: str, *, index_every: int = 0, expected: int = 0) -> AnswerWriter:
+        """A thread that records answers (and indexes them every ``index_every`` batches, and as they
+        come once fewer than that of the ``expected`` are left) on a connection of its own, so the
+        threads that send never wait on the database."""
+        return AnswerWriter(self, srms, index_every, expected)
 
     def index(self, srms: str, *, db: sqlite3.Connection | None = None) -> int:
         """Move answered batches' outcomes into the per-order table (at the end of a run, and at the
@@ -377,3 +369,76 @@ class Ledger:
             db.execute("UPDATE ticket_requests SET ticket_id=? WHERE key=?", (ticket_id, key))
 
         self._tx(write)
+
+
+class AnswerWriter:
+    """Records batches' answers from a queue, on a thread and a connection of its own: whatever
+    arrived meanwhile goes in one transaction, and every ``index_every`` batches (0: only at close) the
+    answered ones are indexed too, and each arrival once fewer than ``index_every`` of the ``expected``
+    batches are left, so little is left to index when the sending ends. Not durable, as ``record``:
+    an answer lost with the process leaves its batch pending, and a re-run sends it again with the same
+    key and body."""
+
+    def __init__(self, ledger: Ledger, srms: str, index_every: int, expected: int = 0) -> None:
+        self.ledger, self.srms, self.index_every, self.expected = ledger, srms, index_every, expected
+        self.recorded: set[str] = set()  # keys whose answer is committed
+        self.indexed = 0  # orders indexed
+        self.error: BaseException | None = None  # what stopped it (a full disk as DiskFull)
+        self._queue: queue.SimpleQueue[tuple[str, str, list[Answer]] | None] = queue.SimpleQueue()
+        self._all_recorded = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, key: str, job_id: str, outcomes: list[Answer]) -> None:
+        if not self._closed:  # after close (a thread that outlived an interrupted run): the batch stays pending
+            self._queue.put((key, job_id, outcomes))
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        unindexed = 0
+        try:
+            db = sqlite3.connect(self.ledger.path, isolation_level=None, timeout=60)
+            done = False
+            while not done:
+                items = [self._queue.get()]
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        items.append(self._queue.get_nowait())
+                done = any(item is None for item in items)
+                answers = [item for item in items if item is not None]
+                if answers:
+                    self.ledger.record_many(self.srms, answers, db=db)
+                    self.recorded.update(key for key, _, _ in answers)
+                    unindexed += len(answers)
+                if done:
+                    self._all_recorded.set()
+                # Near the end, each arrival is indexed at once: the last index is all the sender waits for.
+                if unindexed and (done or self.index_every and (
+                        unindexed >= self.index_every or len(self.recorded) + self.index_every >= self.expected)):
+                    self.indexed += self.ledger.index(self.srms, db=db)
+                    unindexed = 0
+        except BaseException as exc:  # raised by join(); the sender watches ``error`` meanwhile
+            self.error = exc
+        finally:
+            self._all_recorded.set()
+            if db is not None:
+                db.close()
+
+    def wait_recorded(self) -> None:
+        """After close(): wait until every answer put is committed (the last index may still run)."""
+        self._all_recorded.wait()
+
+    def close(self) -> None:
+        """No more answers: record the rest and index what is unindexed; ``join`` waits for it."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+
+    def join(self) -> int:
+        """Wait for the thread; returns the orders indexed, or raises what stopped it."""
+        self.close()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.indexed

@@ -12,12 +12,14 @@ import errno
 import json
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -35,7 +37,7 @@ from fhs_bulk.errors import (
 )
 from fhs_bulk.gcpause import collect_young, gc_paused
 from fhs_bulk.sheets.ref import SheetRef
-from fhs_bulk.state.ledger import HOLDS_ID, Held
+from fhs_bulk.state.ledger import HOLDS_ID, Answer, AnswerWriter, Held
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Connection, Session
@@ -142,6 +144,8 @@ Progress = Callable[[int, int], None]
 Outcome = tuple[str, str | None, str | None, str | None, str]
 
 CHUNK_ROWS = 20_000  # sheet rows per step of a pass: memory stays flat however long the sheet
+PASS_TWO_ROWS = 2_000  # pass 2's step: small, so a step between answers holds the GIL ~5 ms
+INDEX_EVERY = 10  # at least this many batches' answers indexed at once while sending (see AnswerWriter)
 COMPRESS_AFTER = 100_000  # result rows whose text is kept beside the compressed chunk
 PLAN_BATCHES = 100  # batches recorded (fsynced) per ledger transaction while planning
 EARLIER = "registered by an earlier run"
@@ -299,6 +303,9 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     decide = _Decider(first_error, in_pending, options.dry_run)
     new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
     row_index = 0
+    # SRMS is connected to (and pinged) on a thread from the moment something is sure to be sent,
+    # while the rest of the sheet is planned.
+    connecting = _Connecting(session) if pending else None
     for rows, ids, valid in report.chunks(CHUNK_ROWS):
         # Brief: before sending, no row's batch is this run's and no code settles a row.
         held = ledger.held(identity, [oid for oid, ok in zip(ids, valid, strict=True) if ok], brief=True)
@@ -309,6 +316,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                 row_index += len(rows)
                 continue
             settled = None
+            connecting = connecting or _Connecting(session)
         for i, (row, oid, ok) in enumerate(zip(rows, ids, valid, strict=True)):
             if decide(row, oid, ok, held.get(oid)) is None and oid not in in_pending:
                 new_rows[row_index + i] = 1
@@ -321,20 +329,25 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
         bodies.append((json.dumps(current), len(current)))
     del current
 
-    planned_keys: list[str] = []  # this run's new batches, in the order the open rows fill them
-    join_index: Callable[[], int] | None = None
+    two: _PassTwo | None = None
+    writer: AnswerWriter | None = None
     if bodies or pending:
-        conn = session.srms
+        assert connecting is not None
         try:
-            conn.client.ping()
+            conn = connecting.result()
         except SrmsUnavailable as exc:
             log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
             decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
         if decide.missing is None and options.dry_run:
             _dry_run(conn, [b for b, _ in bodies] + [b for _, b, _ in pending], decide.extra)
         elif decide.missing is None:
-            result.sent, decide.run_keys, planned_keys, join_index = _plan_and_send(
-                session, conn, bodies, pending, options, decide.extra, progress, result)
+            planned = _plan(session, bodies)
+            decide.run_keys = {key for key, _, _ in pending} | {key for key, _, _ in planned}
+            if settled is None:
+                two = _PassTwo(report, ledger, identity, decide, new_rows, [key for key, _, _ in planned],
+                               options.batch_size)
+            result.sent, writer = _send_all(session, conn, planned, pending, options, decide.extra, progress,
+                                            result, two if not pending else None)
     if decide.missing is None:
         stopped = session.cancel.is_set()
         decide.missing = (("would-send", None, None, None, "would be sent") if options.dry_run else
@@ -342,41 +355,113 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                            "not sent (the run was interrupted); safe to re-run" if stopped
                            else "not sent; safe to re-run"))
 
-    # Pass 2 (when some row was open): every row again, now with this run's answers. A row sent in a
-    # new batch reads them from its batch (rows fill batches in sheet order); any other row from the
-    # per-order table.
+    # Pass 2 (when some row was open): the rows the send did not already settle, now with every answer
+    # recorded, while the writer indexes the last ones.
     try:
         if settled is None:
+            if writer is not None:
+                writer.close()
+                writer.wait_recorded()
+                if writer.error is not None:
+                    raise writer.error
             # Re-sent (pending) batches' answers too come from the batches: the index may still be running.
             resent = ledger.answers([key for key, _, _ in pending]) if decide.run_keys and pending else {}
-            settled = _pass_two(report, ledger, identity, decide, new_rows, planned_keys, options.batch_size, resent)
+            two = two or _PassTwo(report, ledger, identity, decide, new_rows, [], options.batch_size)
+            settled = two.finish(resent)
     finally:
-        if join_index is not None:
-            join_index()
+        if writer is not None:
+            writer.join()
     result.rows = settled
     result.counts = {s: 0 for s in STATUSES} | dict(result.rows.counts)
     result.elapsed = time.monotonic() - started
     return result
 
 
-def _pass_two(report: Any, ledger: Any, identity: str, decide: _Decider, new_rows: bytearray,
-              planned_keys: list[str], batch_size: int, resent: dict[str, Held]) -> ResultRows:
-    out = ResultRows()
-    decide.after = True
-    start = ordinal = 0  # the row index, and how many rows before it went into new batches
-    for rows, ids, valid in report.chunks(CHUNK_ROWS):
-        fresh = new_rows[start:start + len(rows)]
-        n_new = fresh.count(1) if planned_keys else 0
-        answered = ledger.answers(planned_keys[ordinal // batch_size:(ordinal + n_new - 1) // batch_size + 1]
-                                  ) if n_new else {}
-        held = ledger.held(identity, [oid for oid, ok, f in zip(ids, valid, fresh, strict=True)
-                                      if ok and not (f and planned_keys)])
-        out.add([[row, oid, *decide.final(row, oid, ok, answered.get(oid) if f and planned_keys
-                                          else resent.get(oid) or held.get(oid))]
-                 for row, oid, ok, f in zip(rows, ids, valid, fresh, strict=True)])
-        ordinal += n_new
-        start += len(rows)
-    return out
+class _PassTwo:
+    """Pass 2: every row again, with this run's answers, PASS_TWO_ROWS at a time. A row sent in a new
+    batch reads its answer from the batch (rows fill batches in sheet order); any other row from the
+    per-order table. While the batches are being sent, ``early`` steps settle each chunk whose batches
+    are all answered, so little is left for after the send."""
+
+    def __init__(self, report: Any, ledger: Any, identity: str, decide: _Decider, new_rows: bytearray,
+                 planned_keys: list[str], batch_size: int) -> None:
+        self.ledger, self.identity, self.decide = ledger, identity, decide
+        self.new_rows, self.planned_keys, self.batch_size = new_rows, planned_keys, batch_size
+        self.out = ResultRows()
+        self._chunks = report.chunks(PASS_TWO_ROWS)
+        self._next = next(self._chunks, None)
+        self._start = self._ordinal = 0  # the row index, and how many rows before it went into new batches
+
+    def _span(self) -> tuple[bytearray, int, list[str]]:
+        """The next chunk's rows in new batches (1s), how many, and those batches' keys."""
+        assert self._next is not None
+        fresh = self.new_rows[self._start:self._start + len(self._next[0])]
+        n_new = fresh.count(1) if self.planned_keys else 0
+        bs = self.batch_size
+        keys = self.planned_keys[self._ordinal // bs:(self._ordinal + n_new - 1) // bs + 1] if n_new else []
+        return fresh, n_new, keys
+
+    def early(self, recorded: set[str]) -> None:
+        """During the send: settle the next chunk if every batch it needs is answered and recorded."""
+        if self._next is not None and all(key in recorded for key in self._span()[2]):
+            self._step({}, early=True)
+
+    def _step(self, resent: dict[str, Held], *, early: bool = False) -> bool:
+        assert self._next is not None
+        rows, ids, valid = self._next
+        fresh, n_new, keys = self._span()
+        in_new = bool(self.planned_keys)
+        answered = self.ledger.answers(keys) if n_new else {}
+        held = self.ledger.held(self.identity, [oid for oid, ok, f in zip(ids, valid, fresh, strict=True)
+                                                if ok and not (f and in_new)])
+        final = self.decide.final
+        try:
+            out = [[row, oid, *final(row, oid, ok, answered.get(oid) if f and in_new
+                                     else resent.get(oid) or held.get(oid))]
+                   for row, oid, ok, f in zip(rows, ids, valid, fresh, strict=True)]
+        except _Open:
+            if early:
+                return False  # a row only the end of the send settles: the chunk waits for it
+            raise
+        self.out.add(out)
+        self._ordinal += n_new
+        self._start += len(rows)
+        self._next = next(self._chunks, None)
+        return True
+
+    def finish(self, resent: dict[str, Held]) -> ResultRows:
+        self.decide.after = True
+        while self._next is not None:
+            self._step(resent)
+        return self.out
+
+
+class _Connecting:
+    """The session's SRMS connection being opened and pinged on a thread of its own (a daemon: a run
+    that fails meanwhile does not wait for it)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="srms-connect", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        try:
+            self.session.srms.client.ping()
+        except BaseException as exc:  # raised by result()
+            self._error = exc
+
+    def result(self) -> Connection:
+        """The connection once pinged; raises what opening or pinging it raised (SrmsUnavailable: down)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.session.srms
+
+
+class _Open(Exception):
+    """A row pass 2 cannot settle yet (the send is still running)."""
 
 
 class _Decider:
@@ -423,42 +508,46 @@ class _Decider:
         decided = self(row, oid, ok, held)
         if decided is not None:
             return decided
-        assert self.missing is not None
-        return self.extra.get(oid) or _earlier_rejection(self.dry_run, held) or self.missing
+        outcome = self.extra.get(oid) or _earlier_rejection(self.dry_run, held) or self.missing
+        if outcome is None:
+            raise _Open(oid)
+        return outcome
 
 
-def _plan_and_send(session: Session, conn: Connection, bodies: list[tuple[str, int]],
-                   pending: list[tuple[str, str, int]],
-                   options: UploadOptions, failures: dict[str, Outcome], progress: Progress | None,
-                   result: UploadResult) -> tuple[int, set[str], list[str], Callable[[], int]]:
-    """Record every new batch (key and body) in the ledger, fsynced, then send them and the pending
-    ones. Returns the orders sent, the batch keys of this run, the new batches' keys in order, and the
-    function that waits for the answers to be indexed."""
+def _plan(session: Session, bodies: list[tuple[str, int]]) -> list[tuple[str, str, int]]:
+    """Record every new batch (key and body) in the ledger, fsynced, before any is sent."""
     from fhs_bulk.srms.client import new_key
 
-    ledger, identity = session.ledger, session.identity
-    work = list(pending)
     planned = [(new_key(), body, n) for body, n in bodies]
     bodies.clear()
     for i in range(0, len(planned), PLAN_BATCHES):
-        ledger.plan(identity, [(key, body) for key, body, _ in planned[i:i + PLAN_BATCHES]])
-    work += planned
+        session.ledger.plan(session.identity, [(key, body) for key, body, _ in planned[i:i + PLAN_BATCHES]])
+    return planned
+
+
+def _send_all(session: Session, conn: Connection, planned: list[tuple[str, str, int]],
+              pending: list[tuple[str, str, int]], options: UploadOptions, failures: dict[str, Outcome],
+              progress: Progress | None, result: UploadResult, two: _PassTwo | None
+              ) -> tuple[int, AnswerWriter]:
+    """Send the pending batches, then the planned ones. Answers are recorded (and indexed) by the
+    ledger's writer thread, which is returned still running: the caller closes and joins it."""
+    work = list(pending) + planned
     result.batches, result.resent_batches = len(work), len(pending)
     if pending:
         log.info("re-sending %s whose answer an earlier run never saw (same keys)",
                  _n(len(pending), "batch", "batches"))
     log.info("sending %s in %s to %s", _n(sum(n for _, _, n in work), "order"), _n(len(work), "batch", "batches"),
              conn.description)
+    writer = session.ledger.writer(session.identity, index_every=INDEX_EVERY, expected=len(work))
     try:
-        sent = _send(conn, ledger, work, options.concurrency, failures, progress, result.services)
+        sent = _send(conn, writer, work, options.concurrency, failures, progress, result.services, two)
     except BaseException:
         result.retries = conn.client.stats.retries
-        ledger.index(identity)
+        with contextlib.suppress(Exception):  # the original error is the one to raise
+            writer.join()
         raise
     result.retries = conn.client.stats.retries
-    # The answers go into the per-order table on a connection of their own while pass 2 reads them
-    # from the batches: the caller joins before returning.
-    return sent, {key for key, _, _ in work}, [key for key, _, _ in planned], ledger.index_concurrently(identity)
+    return sent, writer
 
 
 def _earlier_rejection(dry_run: bool, held: Any) -> Outcome | None:
@@ -481,59 +570,78 @@ GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
 YOUNG_GC_EVERY = 20  # batches between collections of the young generations (see gcpause)
 
 
-def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concurrency: int,
-          failures: dict[str, Outcome], progress: Progress | None, services: dict[str, str]) -> int:
+def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int]], concurrency: int,
+          failures: dict[str, Outcome], progress: Progress | None, services: dict[str, str],
+          two: _PassTwo | None = None) -> int:
     """Send the batches, at most ``concurrency`` in flight. Answers go to the ledger only; orders of a
     batch that failed go to ``failures``. A cancel (Ctrl-C, SIGTERM) starts no new batch and gives
     those in flight GRACE_S seconds; a full disk under the ledger stops sending at once. Either way
-    every batch not confirmed stays pending in the ledger for the next run."""
+    every batch not confirmed stays pending in the ledger for the next run. Between answers, ``two``
+    settles the result rows whose batches are all recorded."""
     total = sum(n for _, _, n in work)
     done = 0
     cancel = conn.client.cancel
     if progress:
         progress(0, total)
 
-    def run(key: str, ids: list[str]) -> tuple[bool, tuple[str, str] | None]:
+    def run(key: str, body: str) -> tuple[bool, tuple[str, str] | None]:
         try:
-            res = conn.client.register(ids, key)
+            res = conn.client.register([], key, ids_json=body)
         except Interrupted as exc:
             return False, ("interrupted", exc.message)
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
             return False, (exc.srms_code if isinstance(exc, SrmsError) else "srms-unavailable", exc.message)
-        rows = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
+        rows: list[Answer] = [(r.fk_order_id, r.status, r.code, r.reference_id, r.ticket_id) for r in res.results]
         for r in res.results:
             if r.service:
                 services[r.fk_order_id] = r.service
-        ledger.record(conn.identity, key, res.job_id, rows)  # may raise DiskFull: the main loop stops
+        writer.put(key, res.job_id, rows)  # a full disk there: the main loop stops (writer.error)
         return True, None
 
-    answered = 0
-    queue = list(reversed(work))
-    in_flight: dict[Future[tuple[bool, tuple[str, str] | None]], tuple[str, str, int]] = {}
+    todo = deque(work)
+    answers: queue.SimpleQueue[tuple[tuple[str, str, int], tuple[bool, tuple[str, str] | None] | BaseException]
+                               | None] = queue.SimpleQueue()
+    stop = threading.Event()  # no new batch: a fatal error (a cancel stops them too)
+
+    def worker() -> None:
+        """Take the next batch as soon as this one is answered (no hand-off through the main thread);
+        None says this thread is done."""
+        try:
+            while not cancel.is_set() and not stop.is_set():
+                try:
+                    item = todo.popleft()
+                except IndexError:
+                    return
+                try:
+                    answers.put((item, run(item[0], item[1])))
+                except BaseException as exc:  # a bug or a malformed answer: the main thread raises it
+                    answers.put((item, exc))
+                    return
+        finally:
+            answers.put(None)
+
+    threads = [threading.Thread(target=worker, name=f"batch-{i}", daemon=True)
+               for i in range(min(concurrency, len(work)))]
+    for thread in threads:
+        thread.start()
+    answered = ended = 0
     fatal: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
     grace_until: float | None = None
     try:
-        while queue or in_flight:
-            while queue and len(in_flight) < concurrency and not cancel.is_set() and fatal is None:
-                key, body, n = queue.pop()
-                in_flight[pool.submit(run, key, json.loads(body))] = (key, body, n)
-            if not in_flight:
-                break
-            if cancel.is_set() and grace_until is None:
-                grace_until = time.monotonic() + GRACE_S
-                log.warning("interrupted: no new batches; %d in flight get %gs to finish", len(in_flight), GRACE_S)
-            if grace_until is not None and time.monotonic() >= grace_until:
-                break
-            finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                key, body, n = in_flight.pop(fut)
-                try:
-                    ok, error = fut.result()
-                except DiskFull as exc:
-                    fatal = fatal or exc
-                    cancel.set()  # no new batch, and the ones in flight stop retrying
+        while ended < len(threads):  # until every thread is done and every answer taken
+            try:
+                got, waited = answers.get(timeout=0.2), False
+            except queue.Empty:
+                got, waited = None, True
+            if got is None:
+                ended += not waited
+            else:
+                (key, body, n), outcome = got
+                if isinstance(outcome, BaseException):
+                    fatal = fatal or outcome
+                    stop.set()
                     continue
+                ok, error = outcome
                 if not ok:
                     assert error is not None
                     code, message = error
@@ -552,9 +660,20 @@ def _send(conn: Connection, ledger: Any, work: list[tuple[str, str, int]], concu
                 answered += 1
                 if answered % YOUNG_GC_EVERY == 0:
                     collect_young()
+            if writer.error is not None and fatal is None:
+                fatal = writer.error
+                cancel.set()  # no new batch, and the ones in flight stop retrying
+            if cancel.is_set() and grace_until is None:
+                grace_until = time.monotonic() + GRACE_S
+                in_flight = sum(thread.is_alive() for thread in threads)
+                if fatal is None and in_flight:
+                    log.warning("interrupted: no new batches; %d in flight get %gs to finish", in_flight, GRACE_S)
+            if grace_until is not None and time.monotonic() >= grace_until:
+                break  # threads still in a request finish on their own (their batches stay pending)
+            if two is not None and not failures and fatal is None and not cancel.is_set():
+                two.early(writer.recorded)
     finally:
-        # Threads still in a request are left to finish on their own (their batches stay pending).
-        pool.shutdown(wait=not cancel.is_set(), cancel_futures=True)
+        stop.set()  # whatever ends the loop, no thread starts another batch
     if fatal is not None:
         raise fatal
     return total
