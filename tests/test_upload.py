@@ -212,3 +212,63 @@ def test_embedded_default_on_the_samples(tmp_path: Path) -> None:
     assert r2.returncode == 1
     assert [x["reference_id"] for x in rows] == [x["reference_id"] for x in rows2]
     assert "already-registered" in {x["status"] for x in rows2}
+
+
+def test_long_mixed_sheet_rows_settled_while_sending(srms_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Result rows are settled between answers (a step at a time) and the answers indexed while sending:
+    every row of a long sheet mixing new, earlier, refused, invalid and repeated orders still gets the
+    right status and SRMS's own reference ID, in sheet order, and the next run finds every order."""
+    import random
+    import sqlite3
+
+    from fhs_bulk import domain
+    from fhs_bulk.srms.mock import catalogue
+
+    cat_rows = list(catalogue.generate(9000, seed=5, non_ods_every=7, ineligible_every=11))
+    cat = catalogue.write(tmp_path / "catalogue.csv", cat_rows)
+    srv = srms_factory("--latency-ms", "5", catalogue=cat)
+    env = cli_env(tmp_path, srv)
+    ids = [r["fk_order_id"] for r in cat_rows]
+    refused = {r["fk_order_id"] for r in cat_rows
+               if not r["fsn"].startswith("ODS") or not domain.eligible_service(r["service"])}
+    first = order_sheet(tmp_path, ids[:2500])
+    assert run_cli("upload", str(first), "--out", str(tmp_path / "a.csv"), env=env).returncode == 1
+    earlier = {x["fk_order_id"]: x["reference_id"] for x in read_results(tmp_path / "a.csv")}
+
+    rng = random.Random(3)
+    order = ids[:]
+    rng.shuffle(order)
+    cells: list[str] = []
+    for i, oid in enumerate(order):
+        cells.append(oid)
+        if i % 997 == 0:
+            cells.append(oid.lower())  # invalid
+        if i % 1499 == 0:
+            cells.append(oid)  # a repeat: invalid
+    (tmp_path / "long").mkdir()
+    sheet = tmp_path / "long" / "FK_ODS_ORDER_CREATE.csv"
+    sheet.write_text("fk_order_id\n" + "\n".join(cells) + "\n", encoding="utf-8")
+    r = run_cli("upload", str(sheet), "--out", str(tmp_path / "b.csv"), "--batch-size", "100", "--json", env=env)
+    assert r.returncode == 1, r.stderr
+    rows = read_results(tmp_path / "b.csv")
+    assert [int(x["row"]) for x in rows] == list(range(2, len(cells) + 2))
+    server = dict(sqlite3.connect(srv.db).execute("SELECT fk_order_id, reference_id FROM tickets"))
+    seen: set[str] = set()
+    for x, cell in zip(rows, cells, strict=True):
+        oid = x["fk_order_id"]
+        assert oid == cell
+        if oid != oid.upper() or oid in seen:
+            assert x["status"] == "invalid", x
+            continue
+        seen.add(oid)
+        if oid in refused:
+            assert x["status"] == "rejected" and x["code"], x
+        elif oid in earlier:
+            assert x["status"] == "already-registered" and x["reference_id"] == earlier[oid], x
+        else:
+            assert x["status"] == "registered" and x["reference_id"] == server[oid], x
+    summary = json.loads(r.stdout)
+    assert summary["sent"] == 9000 - len({o for o in ids[:2500] if o not in refused})
+    again = run_cli("upload", str(sheet), "--out", str(tmp_path / "c.csv"), "--json", env=env)
+    assert json.loads(again.stdout)["sent"] == len(refused), again.stderr  # only what SRMS refused is asked again
+    assert {x["status"] for x in read_results(tmp_path / "c.csv")} == {"already-registered", "rejected", "invalid"}
