@@ -80,6 +80,9 @@ class SrmsClient:
         self.stats = RetryStats()
         self._http = httpx.Client(
             base_url=self.base_url,
+            # Certificates matter only over https; the CA bundle takes ~30 ms to load, so a plain http
+            # SRMS (a local mock, a gateway on the same host) does not load it.
+            verify=self.base_url.lower().startswith("https://"),
             headers={"Authorization": f"Bearer {token}", "User-Agent": "fhs-bulk"},
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),

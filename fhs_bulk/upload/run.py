@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -317,13 +318,17 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                 continue
             settled = None
             connecting = connecting or _Connecting(session)
-        for i, (row, oid, ok) in enumerate(zip(rows, ids, valid, strict=True)):
-            if decide(row, oid, ok, held.get(oid)) is None and oid not in in_pending:
-                new_rows[row_index + i] = 1
-                current.append(oid)
-                if len(current) == options.batch_size:
-                    bodies.append((json.dumps(current), len(current)))
-                    current = []
+        if held or in_pending:
+            fresh = bytes(decide(row, oid, ok, held.get(oid)) is None and oid not in in_pending
+                          for row, oid, ok in zip(rows, ids, valid, strict=True))
+        else:  # none of the chunk's orders known (a new night's sheet): every valid row goes out
+            fresh = bytes(valid)
+        new_rows[row_index:row_index + len(rows)] = fresh
+        current.extend(compress(ids, fresh))
+        size = options.batch_size
+        full = len(current) - len(current) % size
+        bodies.extend((json.dumps(current[i:i + size]), size) for i in range(0, full, size))
+        del current[:full]
         row_index += len(rows)
     if current:
         bodies.append((json.dumps(current), len(current)))
