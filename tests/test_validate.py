@@ -391,3 +391,26 @@ def test_duplicates_are_exact_even_when_low_bits_collide(tmp_path: Path) -> None
     r = validate_sheet(p)
     assert [(f.row, f.code) for f in r.errors] == [(6, "order-id-duplicate")]
     assert "already on row 2" in r.errors[0].message and r.valid == 4
+
+
+def test_long_sheet_checked_on_two_threads_finds_every_mistake(tmp_path: Path) -> None:
+    """A sheet long enough that its IDs are checked in pieces on two threads: mistakes at and around
+    the pieces' edges, and repeats across pieces, are each found once, on their own rows."""
+    from fhs_bulk.validate import check
+
+    n = 3 * check.PIECE_ROWS + 17
+    assert n >= check.PARALLEL_ROWS
+    ids = [f"OD{118034507542581000 + i:018d}" for i in range(n)]
+    bad = {}
+    for edge in (0, check.PIECE_ROWS - 1, check.PIECE_ROWS, 2 * check.PIECE_ROWS + 1, n - 1):
+        ids[edge] = ids[edge].lower()
+        bad[edge + 2] = "order-id-lowercase"
+    ids[check.PIECE_ROWS + 5] = ids[7]  # a repeat of a row in the first piece
+    bad[check.PIECE_ROWS + 7] = "order-id-duplicate"
+    ids[2 * check.PIECE_ROWS - 1] = ids[2 * check.PIECE_ROWS - 1][:19]  # one digit short, at a piece's end
+    bad[2 * check.PIECE_ROWS + 1] = "order-id-length"
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id\n" + "\n".join(ids) + "\n", encoding="utf-8")
+    r = validate_sheet(p)
+    assert {f.row: f.code for f in r.errors} == bad and len(r.errors) == len(bad)
+    assert r.valid == n - len(bad) and "row 9" in next(f.message for f in r.errors if f.code == "order-id-duplicate")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -448,12 +448,14 @@ def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
     ok = np.zeros(n, dtype=bool)
     digits = np.zeros(n, dtype=np.int64)
-    for offsets, data, first in column_buffers(col):
+
+    def scan(part: tuple[np.ndarray, np.ndarray, int]) -> None:
+        offsets, data, first = part
         lengths = np.diff(offsets)
         is20 = lengths == 20
         k = int(is20.sum())
         if k == 0:
-            continue
+            return
         span = data[offsets[0]: offsets[-1]]
         # All rows 20 bytes: a zero-copy view; else gather the 20-byte rows first.
         m = span.reshape(k, 20) if k == len(lengths) else span[np.repeat(is20, lengths)].reshape(k, 20)
@@ -467,7 +469,34 @@ def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = first + np.nonzero(is20)[0]
         ok[rows] = good
         digits[rows] = value
+
+    parts = [piece for part in column_buffers(col) for piece in _pieces(*part)]
+    _on_both_cores(scan, parts)
     return ok, digits
+
+
+PARALLEL_ROWS = 200_000  # from here on the ID checks are split between two threads (numpy lets go of the GIL)
+PIECE_ROWS = 131_072  # rows per piece of the scan (two threads take pieces in turn)
+
+
+def _pieces(offsets: np.ndarray, data: np.ndarray, first: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """A chunk of a column as pieces of PIECE_ROWS rows (views, no copies)."""
+    rows = len(offsets) - 1
+    for a in range(0, rows, PIECE_ROWS):
+        yield offsets[a:min(rows, a + PIECE_ROWS) + 1], data, first + a
+
+
+def _on_both_cores(fn: Callable[[Any], None], items: list[Any]) -> None:
+    """``fn`` over ``items`` on two threads when there are many rows' worth, else on this one."""
+    if len(items) * PIECE_ROWS < PARALLEL_ROWS:
+        for item in items:
+            fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate") as pool:
+        for _ in pool.map(fn, items):
+            pass
 
 
 def _find_duplicates(digits: np.ndarray, ok: np.ndarray, row_numbers: np.ndarray, errors: list[Finding]) -> None:
