@@ -202,7 +202,7 @@ class Ledger:
     def _tx(self, fn: Callable[[sqlite3.Connection], None], *, durable: bool = True,
             db: sqlite3.Connection | None = None) -> None:
         """One transaction. ``durable`` ones are fsynced at commit; the others survive a crash of this
-        process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record).
+        process (WAL) but may be lost to a power cut, which is only ever safe to lose (see record_many).
         ``db``: another connection to this ledger (its own thread), instead of the shared one."""
         with self._lock if db is None else contextlib.nullcontext():
             db = db or self.db
@@ -263,25 +263,15 @@ class Ledger:
 
         self._tx(write)
 
-    def record(self, srms: str, key: str, job_id: str, outcomes: list[Answer]) -> None:
-        """Keep SRMS's answer to a batch: one row, so the hot loop stays light; ``index`` spreads
-        answers into per-order rows later.
-
-        outcomes: (order, status, code, reference_id, ticket_id). Not fsynced: were it lost to a power
-        cut, the batch would read 'pending' and a re-run would send it again with the same key and
-        body, and SRMS would answer the same job.
-        """
-        payload = json.dumps(outcomes, separators=(",", ":"))
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO batch_results VALUES (?,?,?)", (key, job_id, payload))
-            db.execute("UPDATE batches SET state='answered', job_id=? WHERE key=?", (job_id, key))
-
-        self._tx(write, durable=False)
-
     def record_many(self, srms: str, answers: list[tuple[str, str, list[Answer]]], *,
                     db: sqlite3.Connection | None = None) -> None:
-        """``record`` for several batches, one transaction: (key, job_id, outcomes) each."""
+        """Keep SRMS's answers to batches, (key, job_id, outcomes) each, in one transaction: a row per
+        batch, so the hot loop stays light; ``index`` spreads them into per-order rows later.
+
+        outcomes: (order, status, code, reference_id, ticket_id). Not fsynced: were an answer lost to a
+        power cut, its batch would read 'pending' and a re-run would send it again with the same key and
+        body, and SRMS would answer the same job.
+        """
         payloads = [(key, job_id, json.dumps(outcomes, separators=(",", ":"))) for key, job_id, outcomes in answers]
 
         def write(db: sqlite3.Connection) -> None:
@@ -375,7 +365,7 @@ class AnswerWriter:
     """Records batches' answers from a queue, on a thread and a connection of its own: whatever
     arrived meanwhile goes in one transaction, and every ``index_every`` batches (0: only at close) the
     answered ones are indexed too, and each arrival once fewer than ``index_every`` of the ``expected``
-    batches are left, so little is left to index when the sending ends. Not durable, as ``record``:
+    batches are left, so little is left to index when the sending ends. Not durable, as ``record_many``:
     an answer lost with the process leaves its batch pending, and a re-run sends it again with the same
     key and body."""
 

@@ -373,9 +373,13 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
             resent = ledger.answers([key for key, _, _ in pending]) if decide.run_keys and pending else {}
             two = two or _PassTwo(report, ledger, identity, decide, new_rows, [], options.batch_size)
             settled = two.finish(resent)
-    finally:
+    except BaseException:
         if writer is not None:
-            writer.join()
+            with contextlib.suppress(Exception):  # the error under way is the one to report
+                writer.join()
+        raise
+    if writer is not None:
+        writer.join()  # the last answers indexed (or what stopped the writer raised)
     result.rows = settled
     result.counts = {s: 0 for s in STATUSES} | dict(result.rows.counts)
     result.elapsed = time.monotonic() - started
