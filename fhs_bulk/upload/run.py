@@ -538,9 +538,11 @@ def _send_all(session: Session, conn: Connection, planned: list[tuple[str, str, 
               pending: list[tuple[str, str, int]], options: UploadOptions, failures: dict[str, Outcome],
               progress: Progress | None, result: UploadResult, two: _PassTwo | None
               ) -> tuple[int, AnswerWriter]:
-    """Send the pending batches, then the planned ones. Answers are recorded (and indexed) by the
-    ledger's writer thread, which is returned still running: the caller closes and joins it."""
+    """Send the pending batches, then the planned ones (taken from ``planned``, which is emptied).
+    Answers are recorded (and indexed) by the ledger's writer thread, which is returned still running:
+    the caller closes and joins it."""
     work = list(pending) + planned
+    planned.clear()  # each body is let go once sent (the ledger holds them all)
     result.batches, result.resent_batches = len(work), len(pending)
     if pending:
         log.info("re-sending %s whose answer an earlier run never saw (same keys)",
@@ -585,9 +587,10 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
     """Send the batches, at most ``concurrency`` in flight. Answers go to the ledger only; orders of a
     batch that failed go to ``failures``. A cancel (Ctrl-C, SIGTERM) starts no new batch and gives
     those in flight GRACE_S seconds; a full disk under the ledger stops sending at once. Either way
-    every batch not confirmed stays pending in the ledger for the next run. Between answers, ``two``
-    settles the result rows whose batches are all recorded."""
+    every batch not confirmed stays pending in the ledger for the next run. ``work`` is emptied (a batch
+    is let go once sent). Between answers, ``two`` settles the result rows whose batches are recorded."""
     total = sum(n for _, _, n in work)
+    threads_wanted = min(concurrency, len(work))
     done = 0
     cancel = conn.client.cancel
     if progress:
@@ -608,6 +611,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
         return True, None
 
     todo = deque(work)
+    work.clear()  # the deque holds the batches now, each until a thread takes it
     answers: queue.SimpleQueue[tuple[tuple[str, str, int], tuple[bool, tuple[str, str] | None] | BaseException]
                                | None] = queue.SimpleQueue()
     stop = threading.Event()  # no new batch: a fatal error (a cancel stops them too)
@@ -630,7 +634,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
             answers.put(None)
 
     threads = [threading.Thread(target=worker, name=f"batch-{i}", daemon=True)
-               for i in range(min(concurrency, len(work)))]
+               for i in range(threads_wanted)]
     for thread in threads:
         thread.start()
     answered = ended = 0
