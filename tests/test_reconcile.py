@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -156,6 +157,11 @@ def test_reconcile_over_advanced_srms(srms, tmp_path: Path) -> None:  # type: ig
                 break
     assert {"COMPLETED", "ALLOCATED", "CREATED"} & seen_states
     assert doc["summary"]["by_finding"].get("missing-srm-id") == 1
+    # The summary, counted as rows were judged, is the count over the rows.
+    assert doc["summary"]["rows"] == len(doc["rows"])
+    assert doc["summary"]["by_finding"] == dict(sorted(Counter(f for r in doc["rows"] for f in r["findings"]).items()))
+    statuses = Counter(r["status"] or "(no ticket)" for r in doc["rows"])
+    assert doc["summary"]["by_status"] == dict(sorted(statuses.items()))
 
     # --write fills the tool's columns and keeps the rest; a second run writes nothing new.
     report_x, report_h = tmp_path / "report.xlsx", tmp_path / "report.html"

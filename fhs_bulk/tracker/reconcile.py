@@ -99,6 +99,36 @@ class RowVerdict:
         return (not data_problem, -self.days_late, "stuck" not in self.findings, self.row)
 
 
+class Tally:
+    """The summary's counts, added to a run of verdicts at a time (as they are judged)."""
+
+    def __init__(self) -> None:
+        self.rows = self.attention = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_finding: Counter[str] = Counter()
+        self.breached: Counter[str] = Counter()
+        self.ages: Counter[str] = Counter()
+
+    def add(self, rows: list[RowVerdict]) -> None:
+        self.rows += len(rows)
+        self.attention += sum(r.needs_attention for r in rows)
+        self.by_status.update(r.status or "(no ticket)" for r in rows)
+        self.by_finding.update(f for r in rows for f in r.findings)
+        self.breached.update(bucket(r.days_late, DAY_BUCKETS) for r in rows if "spd-breached" in r.findings)
+        self.ages.update(bucket(r.age_days, AGE_BUCKETS) for r in rows
+                         if r.age_days is not None and r.status not in domain.CLOSED_STATUSES)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "needing_attention": self.attention,
+            "by_status": dict(sorted(self.by_status.items())),
+            "by_finding": dict(sorted(self.by_finding.items())),
+            "breached_by_days_late": {label: self.breached.get(label, 0) for *_, label in DAY_BUCKETS},
+            "open_by_age": {label: self.ages.get(label, 0) for *_, label in AGE_BUCKETS},
+        }
+
+
 @dataclass
 class ReconcileResult:
     as_of: date
@@ -110,29 +140,16 @@ class ReconcileResult:
 
     @property
     def exit_code(self) -> int:
-        return Exit.DATA if any(r.needs_attention for r in self.rows) else Exit.OK
+        return Exit.DATA if self.summary()["needing_attention"] else Exit.OK
 
     def summary(self) -> dict[str, Any]:
-        """Counts over the rows, kept once computed (the CLI, the JSON and the report all ask); counted
-        again when rows are added or removed."""
+        """Counts over the rows, kept once computed (the CLI, the JSON and the report all ask; reconcile
+        counts as it judges); counted again when rows are added or removed."""
         if self._summary is None or self._summary[0] != len(self.rows):
-            self._summary = (len(self.rows), self._count())
+            tally = Tally()
+            tally.add(self.rows)
+            self._summary = (len(self.rows), tally.summary())
         return self._summary[1]
-
-    def _count(self) -> dict[str, Any]:
-        by_status = Counter(r.status or "(no ticket)" for r in self.rows)
-        by_finding = Counter(f for r in self.rows for f in r.findings)
-        breached = Counter(bucket(r.days_late, DAY_BUCKETS) for r in self.rows if "spd-breached" in r.findings)
-        ages = Counter(bucket(r.age_days, AGE_BUCKETS) for r in self.rows
-                       if r.age_days is not None and r.status not in domain.CLOSED_STATUSES)
-        return {
-            "rows": len(self.rows),
-            "needing_attention": sum(r.needs_attention for r in self.rows),
-            "by_status": dict(sorted(by_status.items())),
-            "by_finding": dict(sorted(by_finding.items())),
-            "breached_by_days_late": {label: breached.get(label, 0) for *_, label in DAY_BUCKETS},
-            "open_by_age": {label: ages.get(label, 0) for *_, label in AGE_BUCKETS},
-        }
 
     def to_pandas(self) -> Any:
         """One row per tracker row: status, findings (joined by ', '), next action, CRM tag, days late."""
@@ -433,6 +450,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     verdicts: list[RowVerdict] = []
     rows, pos = tracker.rows, 0
     write_back = WriteBack(tracker, as_of) if write else None
+    tally = Tally()
 
     def judge_until(arrived: int) -> None:
         nonlocal pos
@@ -447,10 +465,12 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
                 tickets.pop(key, None)
             pos += 1
         if len(verdicts) > start:
-            if write_back is not None:  # into the tracker while the next tickets are fetched
-                write_back(verdicts[start:])
+            judged = verdicts[start:]
+            tally.add(judged)  # counted while the next tickets are fetched, as is what follows
+            if write_back is not None:
+                write_back(judged)
             if on_judged is not None:
-                on_judged(verdicts[start:])
+                on_judged(judged)
 
     judge_until(-1)
     for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):
@@ -463,6 +483,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             collect_young()  # the requests' small reference cycles (see gcpause)
     judge_until(len(unique))
     result = ReconcileResult(as_of, verdicts, tracker=str(tracker_path))
+    result._summary = (len(verdicts), tally.summary())
     if latest and ist_date(latest) > as_of:
         result.warnings.append(f"SRMS history holds events up to {ist_date(latest).isoformat()}, after the date "
                                f"judged ({as_of.isoformat()}): services 'on' later dates have not happened as of "
