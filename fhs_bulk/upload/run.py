@@ -505,9 +505,14 @@ class _Decider:
         """Pass 1 over a chunk while every row so far is settled: the chunk's result rows, or None at
         its first open row."""
         out: list[list[Any]] = []
-        append, get = out.append, held.get
+        append, get, pending, run_keys = out.append, held.get, self.in_pending, self.run_keys
         for row, oid, ok in zip(rows, ids, valid, strict=True):
-            decided = self(row, oid, ok, get(oid))
+            h = get(oid) if ok else None
+            # The common case of a re-run, inline: registered by an earlier run, not pending.
+            if h is not None and h[0] in HOLDS_ID and h[4] not in run_keys and oid not in pending:
+                append([row, oid, "already-registered", None, h[2], h[3], EARLIER])
+                continue
+            decided = self(row, oid, ok, h)
             if decided is None:
                 return None
             append([row, oid, *decided])
