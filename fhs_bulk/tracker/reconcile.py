@@ -73,11 +73,12 @@ class RowVerdict:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "fk_order_id": self.fk_order_id, "srm_id": self.srm_id, "status": self.status,
-                "sub_status": self.sub_status, "spd": self.spd, "findings": self.findings,
-                "next_action": self.next_action, "action": self.action, "command": self.command,
-                "crm_tag": self.crm_tag, "line": self.line, "rule_source": self.rule_source,
-                "delivery_due": self.delivery_due, "days_late": self.days_late, "note": self.note}
+        """The JSON row. Keys in sorted order, so it is encoded as ``--json`` prints it without sorting."""
+        return {"action": self.action, "command": self.command, "crm_tag": self.crm_tag, "days_late": self.days_late,
+                "delivery_due": self.delivery_due, "findings": self.findings, "fk_order_id": self.fk_order_id,
+                "line": self.line, "next_action": self.next_action, "note": self.note, "row": self.row,
+                "rule_source": self.rule_source, "spd": self.spd, "srm_id": self.srm_id, "status": self.status,
+                "sub_status": self.sub_status}
 
     @property
     def command(self) -> str | None:
@@ -187,7 +188,7 @@ class JsonRows:
 
     @staticmethod
     def encode(rows: list[RowVerdict]) -> list[str]:
-        text = json.dumps([r.as_dict() for r in rows], sort_keys=True, ensure_ascii=False)[1:-1]
+        text = json.dumps([r.as_dict() for r in rows], ensure_ascii=False)[1:-1]  # keys come sorted
         return [text] if text else []
 
     def __call__(self, rows: list[RowVerdict]) -> None:
