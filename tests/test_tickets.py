@@ -245,3 +245,41 @@ def test_xlsx_cell_writer_appends_to_the_shared_strings(tmp_path: Path) -> None:
     assert ws["J4"].value == "<&>"
     assert all(ws[ref].value == value for ref, value in old_values.items() if ref[0] not in "IJK")
     assert load_tracker(second).rows[1].values["Status"] == "ALLOCATED"
+
+
+def test_workbook_rows_read_as_text_when_asked(tmp_path: Path) -> None:
+    """A workbook tracker's rows read their cells when asked: text stripped, numbers and dates as the
+    sheet shows them, empty / zero / false as blank, blank and whitespace-only rows left out, a header
+    named twice read from its last column; a cell set (or a new column) reads back and is saved."""
+    from fhs_bulk.tracker.sheet import load_tracker
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Tracker"
+    ws.append(["fk_order_id", "SRM ID", "Reference ID", "Pincode", "Preferred date", "Remarks", "Remarks"])
+    ws.append(["  OD100000000000000001 ", "SRM-0000000001", None, 560001, date(2026, 12, 1), "first", "last"])
+    ws.append([None, None, None, None, None, None, None])  # blank
+    ws.append(["   ", None, " ", None, None, None, None])  # whitespace only: blank
+    ws.append([None, None, None, 0, None, None, False])  # zero and false read as blank: blank
+    ws.append(["OD100000000000000002", None, "BK-X", 1.5, None, "", True])
+    path = tmp_path / "tracker.xlsx"
+    wb.save(path)
+    t = load_tracker(path)
+    assert [r.sheet_row for r in t.rows] == [2, 6]
+    first, second = (r.values for r in t.rows)
+    assert first["fk_order_id"] == "OD100000000000000001" and t.rows[0].order == "OD100000000000000001"
+    assert (first["Pincode"], first["Preferred date"], first["Remarks"]) == ("560001", "2026-12-01", "last")
+    assert first.get("Reference ID") == "" and first.get("No such column", "-") == "-"
+    assert (second["Pincode"], second["Remarks"], second["Reference ID"]) == ("1.5", "TRUE", "BK-X")
+    assert list(first) == ["fk_order_id", "SRM ID", "Reference ID", "Pincode", "Preferred date", "Remarks"]
+    assert dict(second) == {"fk_order_id": "OD100000000000000002", "SRM ID": "", "Reference ID": "BK-X",
+                            "Pincode": "1.5", "Preferred date": "", "Remarks": "TRUE"}
+    with pytest.raises(KeyError):
+        first["No such column"]
+    assert t.set(t.rows[1], "SRM ID", "SRM-0000000002") and not t.set(t.rows[1], "SRM ID", "SRM-0000000002")
+    assert t.set(t.rows[0], "Last checked", "2026-11-27")  # a column the tracker lacks
+    assert t.rows[1].values["SRM ID"] == "SRM-0000000002" and t.rows[0].values["Last checked"] == "2026-11-27"
+    t.save()
+    again = load_tracker(path)
+    assert again.rows[1].values["SRM ID"] == "SRM-0000000002" and again.rows[0].values["Last checked"] == "2026-11-27"
+    assert again.rows[0].values["Remarks"] == "last"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,64 @@ EARLIER_SRM_IDS = "Earlier SRM IDs"
 HEADER_SEARCH_ROWS = 10
 
 
+class CellValues(MutableMapping[str, str]):
+    """A workbook row's cells by header, as text, read when asked: python-calamine's row as it came,
+    so a 100,000-row tracker does not become 100,000 dicts of every column (most cells are never
+    read). Text is stripped; a number or date reads as the spreadsheet shows it; an empty, zero or
+    false cell reads as blank. A header the row lacks (a new column) is kept beside the cells."""
+
+    __slots__ = ("_line", "_cols", "_extra")
+
+    def __init__(self, line: list[Any], cols: dict[str, int]) -> None:
+        self._line, self._cols = line, cols  # cols: header -> column, shared by every row of the sheet
+        self._extra: dict[str, str] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:  # the hot path: no KeyError round trip
+        c = self._cols.get(key)
+        if c is None:
+            return self._extra.get(key, default) if self._extra else default
+        v = self._line[c] if c < len(self._line) else ""
+        if type(v) is str:
+            return v.strip()
+        return _text(v) if v else ""
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return str(value)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        c = self._cols.get(key)
+        if c is None:
+            if self._extra is None:
+                self._extra = {}
+            self._extra[key] = value
+            return
+        if c >= len(self._line):
+            self._line.extend([""] * (c + 1 - len(self._line)))
+        self._line[c] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("a tracker row's cells are not deleted")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._cols
+        if self._extra:
+            yield from self._extra
+
+    def __len__(self) -> int:
+        return len(self._cols) + len(self._extra or ())
+
+
+_MISSING = object()
+
+
 @dataclass
 class TrackerRow:
     index: int  # position among data rows
     sheet_row: int  # spreadsheet row number as the user sees it
-    values: dict[str, str]
+    values: MutableMapping[str, str]  # a dict, or a workbook row's CellValues
 
     @property
     def order(self) -> str:
@@ -310,17 +364,26 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
         except SheetError:
             continue
         headers = [c.strip() for c in top[h]]
-        named = [(c, hd) for c, hd in enumerate(headers) if hd]
+        cols = {hd: c for c, hd in enumerate(headers) if hd}  # a header named twice: its last column
+        named = sorted(set(cols.values()))
         rows: list[TrackerRow] = []
         for i, line in enumerate(cells[h + 1:]):
-            values = {hd: ((v.strip() if type(v) is str else _text(v)) if (v := line[c] if c < len(line) else "")
-                           else "") for c, hd in named}
-            if not any(values.values()):
-                continue
-            rows.append(TrackerRow(len(rows), h + 2 + i, values))
+            if any(line) and _has_text(line, named):  # else a blank row: not a data row
+                rows.append(TrackerRow(len(rows), h + 2 + i, CellValues(line, cols)))
         return Tracker(p, "xlsx", headers, h + 1, rows, worksheet=name, width=len(headers))
     raise SheetError(f"{shown}: no worksheet has a header row with '{ORDER}' and '{SRM_ID}'.",
                      code="tracker-header", path=shown)
+
+
+def _has_text(line: list[Any], columns: list[int]) -> bool:
+    """Whether any of these cells reads as non-blank text (see CellValues)."""
+    for c in columns:
+        if c >= len(line):
+            break
+        v = line[c]
+        if v and (v.strip() if type(v) is str else _text(v)):
+            return True
+    return False
 
 
 def _load_google(ref: Any, shown: str) -> Tracker:
