@@ -279,7 +279,11 @@ def test_workbook_rows_read_as_text_when_asked(tmp_path: Path) -> None:
     assert t.set(t.rows[1], "SRM ID", "SRM-0000000002") and not t.set(t.rows[1], "SRM ID", "SRM-0000000002")
     assert t.set(t.rows[0], "Last checked", "2026-11-27")  # a column the tracker lacks
     assert t.rows[1].values["SRM ID"] == "SRM-0000000002" and t.rows[0].values["Last checked"] == "2026-11-27"
+    cells = [("Reference ID", "BK-Y"), ("Status", "CREATED"), ("SRM ID", "SRM-0000000001")]  # in place, new, same
+    assert t.set_row(t.rows[0], cells) and not t.set_row(t.rows[0], cells)
+    assert (first["Reference ID"], first["Status"]) == ("BK-Y", "CREATED")
     t.save()
     again = load_tracker(path)
     assert again.rows[1].values["SRM ID"] == "SRM-0000000002" and again.rows[0].values["Last checked"] == "2026-11-27"
-    assert again.rows[0].values["Remarks"] == "last"
+    assert again.rows[0].values["Remarks"] == "last" and again.rows[0].values["Reference ID"] == "BK-Y"
+    assert again.rows[0].values["Status"] == "CREATED"

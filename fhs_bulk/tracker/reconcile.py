@@ -404,14 +404,10 @@ class WriteBack:
         for v in verdicts:
             if v.status is None and not v.findings:
                 continue
-            row = by_row[v.row]
-            touched = False
-            for header, value in (("Status", v.status or ""), ("Sub-status", v.sub_status or ""),
-                                  ("SPD", v.spd or ""), ("SPD breached", spd_breached_text(v)),
-                                  ("Next action", v.next_action), ("CRM tag", v.crm_tag or ""),
-                                  ("Last checked", self.as_of)):
-                touched |= tracker.set(row, header, value)
-            self.changed += touched
+            self.changed += tracker.set_row(by_row[v.row], (
+                ("Status", v.status or ""), ("Sub-status", v.sub_status or ""), ("SPD", v.spd or ""),
+                ("SPD breached", spd_breached_text(v)), ("Next action", v.next_action), ("CRM tag", v.crm_tag or ""),
+                ("Last checked", self.as_of)))
 
 
 # Batches between collections of the young generations. Each walks every verdict kept since the last

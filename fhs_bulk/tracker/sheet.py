@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,6 +126,27 @@ class Tracker:
         row.values[header] = value
         self._changes[(row.index, header)] = value
         return True
+
+    def set_row(self, row: TrackerRow, cells: Iterable[tuple[str, str]]) -> bool:
+        """``set`` for several owned cells of one row (reconcile writes seven a row); returns whether
+        any changed. A workbook row's cells are compared and replaced in place."""
+        values = row.values
+        if type(values) is not CellValues:
+            return any([self.set(row, header, value) for header, value in cells])
+        line, cols, changes, index = values._line, values._cols, self._changes, row.index
+        touched = False
+        for header, value in cells:
+            c = cols.get(header)
+            if c is None or c >= len(line) or not is_tracker_owned(header):
+                touched |= self.set(row, header, value)  # a new column, a short row, or refused there
+                continue
+            v = line[c]
+            if (v.strip() if type(v) is str else _text(v) if v else "") == (value or ""):
+                continue
+            line[c] = value
+            changes[(index, header)] = value
+            touched = True
+        return touched
 
     def add(self, values: dict[str, str]) -> TrackerRow:
         for h in values:
