@@ -53,7 +53,7 @@ class CellValues(MutableMapping[str, str]):
         value = self.get(key, _MISSING)
         if value is _MISSING:
             raise KeyError(key)
-        return str(value)
+        return value
 
     def __setitem__(self, key: str, value: str) -> None:
         c = self._cols.get(key)
