@@ -247,3 +247,20 @@ def test_openapi_declares_replays_and_405_says_allow(srms) -> None:  # type: ign
     wrong = c.delete("/v1/bulk-jobs")
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
     assert wrong.json()["error"]["code"] == "method-not-allowed"
+
+
+def test_ticket_states_read_what_reconcile_needs_of_a_query(srms) -> None:  # type: ignore[no-untyped-def]
+    """The client's ``ticket_states`` reads a query's answer as the projection reconcile judges by: the
+    same values as the whole tickets for every field it keeps, and nothing else."""
+    from fhs_bulk.srms.client import SrmsClient
+    from fhs_bulk.srms.schemas import Ticket, TicketState
+
+    c = srms.client()
+    ids = [t["reference_id"] for t in results(c, job(c, GOOD[:3]).json()["job_id"])] + ["SRM-0000099999"]
+    with SrmsClient(srms.url, srms.token) as client:
+        full, states = client.query_tickets(ids), client.ticket_states(ids)
+    assert states.unknown == full.unknown == ["SRM-0000099999"] and len(states.tickets) == 3
+    kept = set(TicketState.model_fields)
+    assert kept < set(Ticket.model_fields) and {"history", "status", "sub_status", "spd"} <= kept
+    for whole, state in zip(full.tickets, states.tickets, strict=True):
+        assert state.model_dump() == whole.model_dump(include=kept, exclude={"history": {"__all__": {"remark"}}})

@@ -263,6 +263,10 @@ class SrmsClient:
     def query_tickets(self, ids: list[str]) -> s.Tickets:
         return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.Tickets, json={"ids": ids})
 
+    def ticket_states(self, ids: list[str]) -> Any:
+        """``query_tickets`` read as ``s.TicketStates``: only what reconcile judges a ticket by."""
+        return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.TicketStates, json={"ids": ids})
+
 
 class _NotFound(Exception):
     pass

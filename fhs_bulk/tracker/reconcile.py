@@ -371,7 +371,7 @@ def ticket_batches(client: Any, unique: list[str], *, batch: int = 1000, concurr
     the next batches are in flight."""
     chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for asked, answer in zip(chunks, pool.map(client.query_tickets, chunks), strict=True):
+        for asked, answer in zip(chunks, pool.map(client.ticket_states, chunks), strict=True):
             by_tid = {t.ticket_id: t for t in answer.tickets}
             by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
             found: dict[str, Any] = {}
