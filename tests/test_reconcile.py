@@ -195,3 +195,79 @@ def test_reconcile_exit_codes(srms, tmp_path: Path) -> None:  # type: ignore[no-
     srms.stop()
     r = run_cli("tracker", "reconcile", str(tracker), "--deadline", "1", env=cli_env(tmp_path, srms))
     assert r.returncode == 3 and "Traceback" not in r.stderr
+
+
+def _workbook(path: Path, rows: list[list[object]], *, write_only: bool = False) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=write_only)
+    ws = wb.create_sheet("Tracker") if write_only else wb.active
+    for row in rows:
+        ws.append(row)
+    wb.save(path)
+    return path
+
+
+def _unique_keys(path: Path) -> list[str]:
+    from fhs_bulk.tracker.reconcile import row_key
+    from fhs_bulk.tracker.sheet import load_tracker
+
+    return list(dict.fromkeys(k for k in (row_key(r) for r in load_tracker(path).rows) if k))
+
+
+@pytest.mark.parametrize("write_only", [False, True])  # shared strings (openpyxl) / inline strings
+def test_workbook_ticket_ids_read_ahead_are_the_workbook_s(tmp_path: Path, write_only: bool) -> None:
+    """The ticket IDs a workbook's XML gives ahead of python-calamine's read (to start asking SRMS
+    early) are the ones the tracker's rows give: a title row above the header, reference-only rows,
+    blank rows, padded IDs, repeats, escaped text. A number in the SRM ID column is left out ahead,
+    so the two differ, and reconcile then asks again by the rows (next test)."""
+    from fhs_bulk.tracker.reconcile import early_keys
+
+    rows: list[list[object]] = [["Installations, week 48"], [],
+                                ["fk_order_id", "SRM ID", "Reference ID", "Remarks"],
+                                ["OD100000000000000001", "SRM-0000000001", "BK-AAAA" + "0" * 32, "first"],
+                                ["OD100000000000000002", None, "BK-BBBB" + "1" * 32, "reference only"],
+                                [None, None, None, None],
+                                ["OD100000000000000003", "  SRM-0000000003 ", None, "a & b <c>"],
+                                ["OD100000000000000004", "SRM-0000000001", None, "a repeat"],
+                                ["OD100000000000000005", "SRM-&<0000000005>", None, None]]
+    path = _workbook(tmp_path / "t.xlsx", rows, write_only=write_only)
+    ahead = early_keys(path)
+    assert ahead == _unique_keys(path) == ["SRM-0000000001", "BK-BBBB" + "1" * 32, "SRM-0000000003",
+                                           "SRM-&<0000000005>"]
+    with_number = _workbook(tmp_path / "n.xlsx", rows[:3] + [["OD100000000000000009", 12345, None, None]] + rows[3:],
+                            write_only=write_only)
+    assert early_keys(with_number) != _unique_keys(with_number)
+    assert early_keys(tmp_path / "t.csv") is None
+    assert early_keys(_workbook(tmp_path / "h.xlsx", [["no", "header"]])) is None
+
+
+def test_reconcile_right_when_the_read_ahead_differs(srms_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A workbook whose read-ahead IDs differ from its rows' (a number among the SRM IDs, first) is
+    still judged by its rows, over more than one batch of tickets: every registered ticket found on
+    its own row, the number an unknown ticket."""
+    from fhs_bulk import Session, reconcile
+    from fhs_bulk.srms.mock import catalogue
+    from fhs_bulk.tracker.reconcile import FETCH_BATCH, early_keys
+
+    n = FETCH_BATCH + 300
+    cat = catalogue.write(tmp_path / "catalogue.csv", catalogue.generate(n, seed=9, non_ods_every=0,
+                                                                         ineligible_every=0))
+    srv = srms_factory(catalogue=cat)
+    env = cli_env(tmp_path, srv)
+    (tmp_path / "s").mkdir()
+    sheet = tmp_path / "s" / "FK_ODS_ORDER_CREATE.csv"
+    sheet.write_text("fk_order_id\n" + "\n".join(r["fk_order_id"] for r in catalogue.load(cat)) + "\n")
+    results = tmp_path / "results.csv"
+    assert run_cli("upload", str(sheet), "--out", str(results), env=env).returncode == 0
+    with open(results, newline="") as fh:
+        registered = [(r["fk_order_id"], r["ticket_id"]) for r in csv.DictReader(fh)]
+    rows: list[list[object]] = [["fk_order_id", "SRM ID", "Reference ID"], ["OD100000000000000009", 12345, None]]
+    rows += [[order, ticket, None] for order, ticket in registered]
+    path = _workbook(tmp_path / "tracker.xlsx", rows)
+    assert early_keys(path) != _unique_keys(path)
+    with Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
+        result = reconcile(session, path, as_of=date.today())
+    by_order = {v.fk_order_id: v for v in result.rows}
+    assert by_order["OD100000000000000009"].findings == ["unknown-ticket"]
+    assert all(by_order[order].status == "CREATED" and by_order[order].srm_id == ticket for order, ticket in registered)

@@ -386,3 +386,109 @@ def _add_shared_strings(zin: zipfile.ZipFile) -> dict[str, bytes]:
     override = b'<Override PartName="/xl/sharedStrings.xml" ContentType="' + _SST_CONTENT + b'"/>'
     return {"xl/_rels/workbook.xml.rels": rels.replace(b"</Relationships>", rel + b"</Relationships>"),
             "[Content_Types].xml": types.replace(b"</Types>", override + b"</Types>")}
+
+
+# ---------------------------------------------------------------- reading a few columns, for a head start
+
+_INLINE_T = re.compile(rb"<t\b[^>]*>([^<]*)</t>")
+_PHONETIC = re.compile(rb"<rPh\b.*?</rPh>", re.S)
+_V = re.compile(rb"<v>([^<]*)</v>")
+_SI = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
+_KIND = re.compile(rb'\bt="(\w+)"')
+
+
+def _entry_text(body: bytes) -> str:
+    """The text of an inline string or shared-string entry: its <t> runs, phonetic guides left out."""
+    return _unescape(b"".join(_INLINE_T.findall(_PHONETIC.sub(b"", body))).decode()).strip()
+
+
+def read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str, ...], *,
+                 search_rows: int = 50) -> tuple[int, dict[str, dict[int, str]]] | None:
+    """The first worksheet's header row (the first of its first ``search_rows`` rows whose texts hold
+    all ``required``) and, for each ``wanted`` header found there, its text cells below by row number
+    (stripped, blanks left out); straight from the worksheet XML, no other column read.
+
+    A head start, not the reading of record: it takes the text cells known writers produce (an inline
+    string or a shared one, ``r`` the first attribute) and leaves out any other cell; None when the
+    worksheet is not laid out that way, larger than READ_AHEAD_BYTES, or anything goes wrong (the real
+    read, with its checks, says what). The caller checks what it gets against the real read."""
+    try:
+        return _read_columns(path, required, wanted, search_rows)
+    except Exception:  # a head start only: never the error a user sees
+        return None
+
+
+READ_AHEAD_BYTES = 256 << 20  # the largest worksheet XML read ahead (100,000 tracker rows: ~45 MB)
+
+
+def _read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str, ...],
+                  search_rows: int) -> tuple[int, dict[str, dict[int, str]]] | None:
+    with zipfile.ZipFile(path) as zf:
+        part = worksheet_part(zf, None)
+        if part is None or zf.getinfo(part).file_size > READ_AHEAD_BYTES:
+            return None
+        xml = zf.read(part)
+        sst_part = shared_strings_part(zf)
+        if sst_part and sst_part in zf.namelist():
+            if zf.getinfo(sst_part).file_size > READ_AHEAD_BYTES:
+                return None
+            sst = zf.read(sst_part)
+        else:
+            sst = b""
+    if b"<sheetData" not in xml or re.search(rb"<\w+:sheetData\b", xml):
+        return None
+    strings: list[bytes] = _SI.findall(sst) if sst else []
+
+    def text(attrs: bytes, body: bytes | None) -> str:
+        kind = _KIND.search(attrs)
+        if not body or kind is None:
+            return ""
+        if kind.group(1) == b"inlineStr":
+            return _entry_text(body)
+        v = _V.search(body)
+        if v is None:
+            return ""
+        if kind.group(1) == b"s":
+            i = int(v.group(1))
+            return _entry_text(strings[i]) if i < len(strings) else ""
+        return _unescape(v.group(1).decode()).strip() if kind.group(1) == b"str" else ""
+
+    header_row, letters = 0, {}
+    for n, m in enumerate(_ROW.finditer(xml)):
+        if n >= search_rows:
+            return None
+        cells = {}
+        for c in _CELL.finditer(m.group(3) or b""):
+            ref = _ATTR_R.search(c.group(1))
+            if ref is None or ref.group(1) is None:
+                return None
+            cells[ref.group(1).decode()] = text(c.group(1), c.group(2))
+        if all(h in cells.values() for h in required):
+            row_ref = _ATTR_R.search(m.group(1))
+            if row_ref is None:
+                return None
+            header_row = int(row_ref.group(2))
+            for letter, value in sorted(cells.items(), key=lambda kv: column_number(kv[0])):
+                if value in wanted:
+                    letters[value] = letter  # a header named twice: its last column
+            break
+    if not header_row:
+        return None
+    out: dict[str, dict[int, str]] = {h: {} for h in letters}
+    if letters:
+        by_letter = {letter.encode(): h for h, letter in letters.items()}
+        pattern = re.compile(rb'<c r="(' + b"|".join(by_letter) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
+                             rb'(?: s="[0-9]+")?><is><t(?: xml:space="preserve")?>([^<]*)</t></is>|s"(?: s="[0-9]+")?>'
+                             rb'<v>([0-9]+)</v>)</c>')
+        for letter, row_text, inline, index in pattern.findall(xml):
+            row = int(row_text)
+            if row <= header_row:
+                continue
+            if index:
+                i = int(index)
+                value = _entry_text(strings[i]) if i < len(strings) else ""
+            else:
+                value = (_unescape(inline.decode()) if b"&" in inline else inline.decode()).strip()
+            if value:
+                out[by_letter[letter]][row] = value
+    return header_row, out

@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
 from fhs_bulk.gcpause import collect_young, gc_paused
-from fhs_bulk.tracker.sheet import REFERENCE_ID, SRM_ID, load_tracker
+from fhs_bulk.tracker.sheet import ORDER, REFERENCE_ID, SRM_ID, load_tracker
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Session
@@ -365,21 +366,49 @@ class Judge:
         return v
 
 
-def ticket_batches(client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4
-                   ) -> Iterator[dict[str, Any]]:
-    """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn, while
-    the next batches are in flight."""
-    chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for asked, answer in zip(chunks, pool.map(client.ticket_states, chunks), strict=True):
-            by_tid = {t.ticket_id: t for t in answer.tickets}
-            by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
-            found: dict[str, Any] = {}
-            for i in asked:
-                t = by_tid.get(i) or by_ref.get(i)
-                if t is not None:
-                    found[i] = t
-            yield found
+class TicketFetch:
+    """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn: every
+    request is queued when this is made (``concurrency`` in flight), so fetching starts at once."""
+
+    def __init__(self, client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4) -> None:
+        self.unique = unique
+        self._chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tickets")
+        self._futures = [self._pool.submit(client.ticket_states, chunk) for chunk in self._chunks]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            for asked, future in zip(self._chunks, self._futures, strict=True):
+                answer = future.result()
+                by_tid = {t.ticket_id: t for t in answer.tickets}
+                by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
+                found: dict[str, Any] = {}
+                for i in asked:
+                    t = by_tid.get(i) or by_ref.get(i)
+                    if t is not None:
+                        found[i] = t
+                yield found
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop what was not asked yet (requests in flight finish)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def early_keys(tracker_path: Any) -> list[str] | None:
+    """A workbook tracker's ticket IDs (each row's SRM ID, else its reference ID, in first-appearance
+    order) read straight from the worksheet XML, to ask SRMS for the tickets while python-calamine
+    reads the whole workbook. None when not a workbook, or not one read that simply."""
+    from fhs_bulk.sheets.xlsx_cells import read_columns
+
+    if not str(tracker_path).lower().endswith((".xlsx", ".xlsm")) or not Path(str(tracker_path)).is_file():
+        return None
+    read = read_columns(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID))
+    if read is None:
+        return None
+    srm, ref = read[1].get(SRM_ID, {}), read[1].get(REFERENCE_ID, {})
+    return list(dict.fromkeys(srm.get(r) or ref[r] for r in sorted(srm.keys() | ref.keys())))
 
 
 def spd_breached_text(v: RowVerdict) -> str:
@@ -428,16 +457,29 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
 
         if not SheetRef.parse(tracker_path).is_google:
             check_writable(tracker_path, what="tracker", table=False)
-    # The tracker is read on a thread while the SRMS client is set up (imports, the embedded mock):
-    # python-calamine parses a workbook without the GIL, so the two overlap.
+    # The tracker is read on a thread (python-calamine parses a workbook without the GIL) while this
+    # one reads a workbook's ticket IDs from its XML, sets up the SRMS client and starts asking.
+    fetch: TicketFetch | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-read") as reader:
         loading = reader.submit(load_tracker, tracker_path)
-        conn = session.srms
-        tracker = loading.result()
+        try:
+            early = early_keys(tracker_path)
+            conn = session.srms
+            if early:
+                fetch = TicketFetch(conn.client, early, batch=FETCH_BATCH, concurrency=concurrency)
+            tracker = loading.result()
+        except BaseException:
+            if fetch is not None:
+                fetch.close()
+            raise
     # Rows are judged as their batch of tickets arrives, while the next batches are in flight: a row
     # waits only for the batch that first asked for its ID.
     keys = [row_key(r) for r in tracker.rows]
     unique = list(dict.fromkeys(k for k in keys if k))
+    if fetch is not None and fetch.unique != unique:  # the XML read otherwise than python-calamine
+        fetch.close()
+        fetch = None
+    fetch = fetch or TicketFetch(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)
     batch_of = {k: i // FETCH_BATCH for i, k in enumerate(unique)}
     # A ticket is let go once the last row asking for it is judged: memory holds the batches in flight.
     uses = Counter(keys)
@@ -470,7 +512,7 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
                 on_judged(judged)
 
     judge_until(-1)
-    for arrived, part in enumerate(ticket_batches(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)):
+    for arrived, part in enumerate(fetch):
         newest = max((h.at for t in part.values() for h in t.history), default=None)
         if newest and (latest is None or newest > latest):
             latest = newest
