@@ -399,21 +399,25 @@ _KIND = re.compile(rb'\bt="(\w+)"')
 
 def _entry_text(body: bytes) -> str:
     """The text of an inline string or shared-string entry: its <t> runs, phonetic guides left out."""
+    if body.startswith(b"<t>") and body.endswith(b"</t>") and body.count(b"<") == 2:  # one plain run
+        text = body[3:-4]
+        return (_unescape(text.decode()) if b"&" in text else text.decode()).strip()
     return _unescape(b"".join(_INLINE_T.findall(_PHONETIC.sub(b"", body))).decode()).strip()
 
 
-def read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str, ...], *,
-                 search_rows: int = 50) -> tuple[int, dict[str, dict[int, str]]] | None:
-    """The first worksheet's header row (the first of its first ``search_rows`` rows whose texts hold
-    all ``required``) and, for each ``wanted`` header found there, its text cells below by row number
-    (stripped, blanks left out); straight from the worksheet XML, no other column read.
+def read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
+              search_rows: int = 50) -> list[str] | None:
+    """Each data row's key, in row order: the first non-blank of the ``key_columns`` cells (stripped
+    text), rows without one left out; from the first worksheet, below its header row (the first of its
+    first ``search_rows`` rows whose texts hold all ``required``), straight from the worksheet XML with
+    no other column read.
 
     A head start, not the reading of record: it takes the text cells known writers produce (an inline
     string or a shared one, ``r`` the first attribute) and leaves out any other cell; None when the
     worksheet is not laid out that way, larger than READ_AHEAD_BYTES, or anything goes wrong (the real
     read, with its checks, says what). The caller checks what it gets against the real read."""
     try:
-        return _read_columns(path, required, wanted, search_rows)
+        return _read_keys(path, required, key_columns, search_rows)
     except Exception:  # a head start only: never the error a user sees
         return None
 
@@ -421,8 +425,8 @@ def read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str,
 READ_AHEAD_BYTES = 256 << 20  # the largest worksheet XML read ahead (100,000 tracker rows: ~45 MB)
 
 
-def _read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str, ...],
-                  search_rows: int) -> tuple[int, dict[str, dict[int, str]]] | None:
+def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...],
+               search_rows: int) -> list[str] | None:
     with zipfile.ZipFile(path) as zf:
         part = worksheet_part(zf, None)
         if part is None or zf.getinfo(part).file_size > READ_AHEAD_BYTES:
@@ -435,11 +439,20 @@ def _read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str
             sst = zf.read(sst_part)
         else:
             sst = b""
-    if b"<sheetData" not in xml or re.search(rb"<\w+:sheetData\b", xml):
+    if xml.find(b"<sheetData") < 0:  # a namespace prefix (<x:sheetData>): not a layout read here
         return None
-    strings: list[bytes] = _SI.findall(sst) if sst else []
+    plain: list[bytes] = _SI_TEXT.findall(sst) if sst else []  # an entry's text when it is one plain run
+    bodies: list[bytes] = []
 
-    def text(attrs: bytes, body: bytes | None) -> str:
+    def shared(i: int) -> str:
+        text = plain[i] if i < len(plain) else b""
+        if text:
+            return (_unescape(text.decode()) if b"&" in text else text.decode()).strip()
+        if not bodies and sst:
+            bodies.extend(_SI.findall(sst))
+        return _entry_text(bodies[i]) if i < len(bodies) else ""
+
+    def cell_text(attrs: bytes, body: bytes | None) -> str:
         kind = _KIND.search(attrs)
         if not body or kind is None:
             return ""
@@ -449,8 +462,7 @@ def _read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str
         if v is None:
             return ""
         if kind.group(1) == b"s":
-            i = int(v.group(1))
-            return _entry_text(strings[i]) if i < len(strings) else ""
+            return shared(int(v.group(1)))
         return _unescape(v.group(1).decode()).strip() if kind.group(1) == b"str" else ""
 
     header_row, letters = 0, {}
@@ -462,33 +474,29 @@ def _read_columns(path: str | Path, required: tuple[str, ...], wanted: tuple[str
             ref = _ATTR_R.search(c.group(1))
             if ref is None or ref.group(1) is None:
                 return None
-            cells[ref.group(1).decode()] = text(c.group(1), c.group(2))
+            cells[ref.group(1).decode()] = cell_text(c.group(1), c.group(2))
         if all(h in cells.values() for h in required):
             row_ref = _ATTR_R.search(m.group(1))
             if row_ref is None:
                 return None
             header_row = int(row_ref.group(2))
             for letter, value in sorted(cells.items(), key=lambda kv: column_number(kv[0])):
-                if value in wanted:
-                    letters[value] = letter  # a header named twice: its last column
+                if value in key_columns:
+                    letters[value] = letter.encode()  # a header named twice: its last column
             break
-    if not header_row:
+    if not header_row or not letters:
         return None
-    out: dict[str, dict[int, str]] = {h: {} for h in letters}
-    if letters:
-        by_letter = {letter.encode(): h for h, letter in letters.items()}
-        pattern = re.compile(rb'<c r="(' + b"|".join(by_letter) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
-                             rb'(?: s="[0-9]+")?><is><t(?: xml:space="preserve")?>([^<]*)</t></is>|s"(?: s="[0-9]+")?>'
-                             rb'<v>([0-9]+)</v>)</c>')
-        for letter, row_text, inline, index in pattern.findall(xml):
-            row = int(row_text)
-            if row <= header_row:
-                continue
-            if index:
-                i = int(index)
-                value = _entry_text(strings[i]) if i < len(strings) else ""
-            else:
-                value = (_unescape(inline.decode()) if b"&" in inline else inline.decode()).strip()
-            if value:
-                out[by_letter[letter]][row] = value
-    return header_row, out
+    priority = {letters[h]: k for k, h in enumerate(key_columns) if h in letters}
+    pattern = re.compile(rb'<c r="(' + b"|".join(priority) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
+                         rb'(?: s="[0-9]+")?><is><t(?: xml:space="preserve")?>([^<]*)</t></is>|s"(?: s="[0-9]+")?>'
+                         rb'<v>([0-9]+)</v>)</c>')
+    keys: dict[int, tuple[int, str]] = {}  # row -> (priority of its key's column, key)
+    for letter, row_text, inline, index in pattern.findall(xml):
+        rank, row = priority[letter], int(row_text)
+        if row <= header_row or (row in keys and keys[row][0] < rank):
+            continue  # the header, or a row whose key an earlier column gave
+        value = shared(int(index)) if index else (_unescape(inline.decode()) if b"&" in inline
+                                                  else inline.decode()).strip()
+        if value:
+            keys[row] = (rank, value)
+    return [keys[row][1] for row in sorted(keys)]

@@ -400,15 +400,12 @@ def early_keys(tracker_path: Any) -> list[str] | None:
     """A workbook tracker's ticket IDs (each row's SRM ID, else its reference ID, in first-appearance
     order) read straight from the worksheet XML, to ask SRMS for the tickets while python-calamine
     reads the whole workbook. None when not a workbook, or not one read that simply."""
-    from fhs_bulk.sheets.xlsx_cells import read_columns
+    from fhs_bulk.sheets.xlsx_cells import read_keys
 
     if not str(tracker_path).lower().endswith((".xlsx", ".xlsm")) or not Path(str(tracker_path)).is_file():
         return None
-    read = read_columns(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID))
-    if read is None:
-        return None
-    srm, ref = read[1].get(SRM_ID, {}), read[1].get(REFERENCE_ID, {})
-    return list(dict.fromkeys(srm.get(r) or ref[r] for r in sorted(srm.keys() | ref.keys())))
+    keys = read_keys(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID))
+    return None if keys is None else list(dict.fromkeys(keys))
 
 
 def spd_breached_text(v: RowVerdict) -> str:
