@@ -476,7 +476,8 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     if fetch is not None and fetch.unique != unique:  # the XML read otherwise than python-calamine
         fetch.close()
         fetch = None
-    fetch = fetch or TicketFetch(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)
+    if fetch is None:
+        fetch = TicketFetch(conn.client, unique, batch=FETCH_BATCH, concurrency=concurrency)
     batch_of = {k: i // FETCH_BATCH for i, k in enumerate(unique)}
     # A ticket is let go once the last row asking for it is judged: memory holds the batches in flight.
     uses = Counter(keys)
