@@ -4,9 +4,10 @@ does next and how to tag it in the CRM (the L1 table in ``domain``, read as data
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -367,14 +368,33 @@ class Judge:
 
 
 class TicketFetch:
-    """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn: every
-    request is queued when this is made (``concurrency`` in flight), so fetching starts at once."""
+    """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn: asking
+    starts when this is made, ``concurrency`` requests in flight. The threads are daemons and ``close``
+    stops them taking another batch, so a run that ends early (an error) never waits on them."""
 
     def __init__(self, client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4) -> None:
         self.unique = unique
         self._chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tickets")
-        self._futures = [self._pool.submit(client.ticket_states, chunk) for chunk in self._chunks]
+        self._futures: list[Future[Any]] = [Future() for _ in self._chunks]
+        self._todo = iter(range(len(self._chunks)))
+        self._lock = threading.Lock()
+        self._closed = False
+        for n in range(min(concurrency, len(self._chunks))):
+            threading.Thread(target=self._work, args=(client,), name=f"tickets-{n}", daemon=True).start()
+
+    def _work(self, client: Any) -> None:
+        while True:
+            with self._lock:
+                i = None if self._closed else next(self._todo, None)
+            if i is None:
+                return
+            future = self._futures[i]
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(client.ticket_states(self._chunks[i]))
+            except BaseException as exc:  # raised where the batch is read
+                future.set_exception(exc)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
@@ -392,8 +412,11 @@ class TicketFetch:
             self.close()
 
     def close(self) -> None:
-        """Drop what was not asked yet (requests in flight finish)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Ask for no more batches (requests in flight finish on their own)."""
+        with self._lock:
+            self._closed = True
+        for future in self._futures:
+            future.cancel()
 
 
 def early_keys(tracker_path: Any) -> list[str] | None:
