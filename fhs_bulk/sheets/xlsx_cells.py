@@ -397,20 +397,22 @@ _SI = re.compile(rb"<si\b[^>]*?(?:/>|>(.*?)</si>)", re.S)
 _KIND = re.compile(rb'\bt="(\w+)"')
 
 
+def _plain(text: bytes) -> str:
+    """A <t> run's bytes as text, stripped."""
+    return (_unescape(text.decode()) if b"&" in text else text.decode()).strip()
+
+
 def _entry_text(body: bytes) -> str:
     """The text of an inline string or shared-string entry: its <t> runs, phonetic guides left out."""
-    if body.startswith(b"<t>") and body.endswith(b"</t>") and body.count(b"<") == 2:  # one plain run
-        text = body[3:-4]
-        return (_unescape(text.decode()) if b"&" in text else text.decode()).strip()
-    return _unescape(b"".join(_INLINE_T.findall(_PHONETIC.sub(b"", body))).decode()).strip()
+    return _plain(b"".join(_INLINE_T.findall(_PHONETIC.sub(b"", body))))
 
 
 def read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
-              search_rows: int = 50) -> list[str] | None:
+              search_rows: int = 10) -> list[str] | None:
     """Each data row's key, in row order: the first non-blank of the ``key_columns`` cells (stripped
-    text), rows without one left out; from the first worksheet, below its header row (the first of its
-    first ``search_rows`` rows whose texts hold all ``required``), straight from the worksheet XML with
-    no other column read.
+    text), rows without one left out; from the first worksheet, below its header row (``find_header``
+    over its first ``search_rows`` rows, as the workbook's real read finds it), straight from the
+    worksheet XML with no other column read.
 
     A head start, not the reading of record: it takes the text cells known writers produce (an inline
     string or a shared one, ``r`` the first attribute) and leaves out any other cell; None when the
@@ -447,7 +449,7 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
     def shared(i: int) -> str:
         text = plain[i] if i < len(plain) else b""
         if text:
-            return (_unescape(text.decode()) if b"&" in text else text.decode()).strip()
+            return _plain(text)
         if not bodies and sst:
             bodies.extend(_SI.findall(sst))
         return _entry_text(bodies[i]) if i < len(bodies) else ""
@@ -465,26 +467,32 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
             return shared(int(v.group(1)))
         return _unescape(v.group(1).decode()).strip() if kind.group(1) == b"str" else ""
 
-    header_row, letters = 0, {}
-    for n, m in enumerate(_ROW.finditer(xml)):
-        if n >= search_rows:
+    # The first rows as the real read sees them (empty rows included, cells in column order), so
+    # the one header finder picks the same row.
+    top: list[list[str]] = [[] for _ in range(search_rows)]
+    for m in _ROW.finditer(xml):
+        row_ref = _ATTR_R.search(m.group(1))
+        if row_ref is None:
             return None
-        cells = {}
+        number = int(row_ref.group(2))
+        if number > search_rows:
+            break
         for c in _CELL.finditer(m.group(3) or b""):
             ref = _ATTR_R.search(c.group(1))
             if ref is None or ref.group(1) is None:
                 return None
-            cells[ref.group(1).decode()] = cell_text(c.group(1), c.group(2))
-        if all(h in cells.values() for h in required):
-            row_ref = _ATTR_R.search(m.group(1))
-            if row_ref is None:
-                return None
-            header_row = int(row_ref.group(2))
-            for letter, value in sorted(cells.items(), key=lambda kv: column_number(kv[0])):
-                if value in key_columns:
-                    letters[value] = letter.encode()  # a header named twice: its last column
-            break
-    if not header_row or not letters:
+            column = column_number(ref.group(1).decode()) - 1
+            line = top[number - 1]
+            line.extend([""] * (column + 1 - len(line)))
+            line[column] = cell_text(c.group(1), c.group(2))
+    from fhs_bulk.sheets.read import find_header
+
+    h = find_header(top, required, strict=True)
+    if h < 0:
+        return None
+    header_row = h + 1
+    letters = {value: column_letter(c + 1).encode() for c, value in enumerate(top[h]) if value in key_columns}
+    if not letters:  # (a header named twice: its last column, as the real read)
         return None
     priority = {letters[h]: k for k, h in enumerate(key_columns) if h in letters}
     pattern = re.compile(rb'<c r="(' + b"|".join(priority) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
@@ -495,8 +503,7 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
         rank, row = priority[letter], int(row_text)
         if row <= header_row or (row in keys and keys[row][0] < rank):
             continue  # the header, or a row whose key an earlier column gave
-        value = shared(int(index)) if index else (_unescape(inline.decode()) if b"&" in inline
-                                                  else inline.decode()).strip()
+        value = shared(int(index)) if index else _plain(inline)
         if value:
             keys[row] = (rank, value)
     return [keys[row][1] for row in sorted(keys)]

@@ -18,7 +18,7 @@ from fhs_bulk import domain
 from fhs_bulk.domain import IST
 from fhs_bulk.errors import Exit
 from fhs_bulk.gcpause import collect_young, gc_paused
-from fhs_bulk.tracker.sheet import ORDER, REFERENCE_ID, SRM_ID, load_tracker
+from fhs_bulk.tracker.sheet import HEADER_SEARCH_ROWS, ORDER, REFERENCE_ID, SRM_ID, load_tracker
 
 if TYPE_CHECKING:
     from fhs_bulk.session import Session
@@ -427,7 +427,7 @@ def early_keys(tracker_path: Any) -> list[str] | None:
 
     if not str(tracker_path).lower().endswith((".xlsx", ".xlsm")) or not Path(str(tracker_path)).is_file():
         return None
-    keys = read_keys(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID))
+    keys = read_keys(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID), search_rows=HEADER_SEARCH_ROWS)
     return None if keys is None else list(dict.fromkeys(keys))
 
 

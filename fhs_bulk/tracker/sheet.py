@@ -44,10 +44,7 @@ class CellValues(MutableMapping[str, str]):
         c = self._cols.get(key)
         if c is None:
             return self._extra.get(key, default) if self._extra else default
-        v = self._line[c] if c < len(self._line) else ""
-        if type(v) is str:
-            return v.strip()
-        return _text(v) if v else ""
+        return _cell_text(self._line[c]) if c < len(self._line) else ""
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key, _MISSING)
@@ -140,8 +137,7 @@ class Tracker:
             if c is None or c >= len(line) or not is_tracker_owned(header):
                 touched |= self.set(row, header, value)  # a new column, a short row, or refused there
                 continue
-            v = line[c]
-            if (v.strip() if type(v) is str else _text(v) if v else "") == (value or ""):
+            if _cell_text(line[c]) == (value or ""):
                 continue
             line[c] = value
             changes[(index, header)] = value
@@ -276,6 +272,14 @@ class Tracker:
         book.save(tmp)
 
 
+def _cell_text(v: Any) -> str:
+    """A workbook cell as a tracker row reads it: text stripped, a number or date as the sheet shows
+    it, an empty, zero or false cell blank."""
+    if type(v) is str:
+        return v.strip()
+    return _text(v) if v else ""
+
+
 def _text(value: Any) -> str:
     from fhs_bulk.sheets.read import cell_text
 
@@ -398,13 +402,7 @@ def _load_xlsx(p: Path, shown: str) -> Tracker:
 
 def _has_text(line: list[Any], columns: list[int]) -> bool:
     """Whether any of these cells reads as non-blank text (see CellValues)."""
-    for c in columns:
-        if c >= len(line):
-            break
-        v = line[c]
-        if v and (v.strip() if type(v) is str else _text(v)):
-            return True
-    return False
+    return any(_cell_text(line[c]) for c in columns if c < len(line))
 
 
 def _load_google(ref: Any, shown: str) -> Tracker:
