@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
@@ -414,3 +414,41 @@ def test_long_sheet_checked_on_two_threads_finds_every_mistake(tmp_path: Path) -
     r = validate_sheet(p)
     assert {f.row: f.code for f in r.errors} == bad and len(r.errors) == len(bad)
     assert r.valid == n - len(bad) and "row 9" in next(f.message for f in r.errors if f.code == "order-id-duplicate")
+
+
+# One character changed, added or dropped: the shapes a fast check over bytes must tell from an ID.
+_near_chars = st.sampled_from(list("0123456789/:ODoXé\u00a0 \t.=-"))
+near_ids = st.one_of(
+    order_ids,
+    st.tuples(order_ids, st.integers(0, 19), _near_chars).map(lambda t: t[0][:t[1]] + t[2] + t[0][t[1] + 1:]),
+    st.tuples(order_ids, st.integers(0, 20), _near_chars).map(lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:]),
+    st.tuples(order_ids, st.integers(0, 19)).map(lambda t: t[0][:t[1]] + t[0][t[1] + 1:]),
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.one_of(near_ids, st.sampled_from(GOOD)), min_size=1, max_size=400))
+def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               ids: list[str]) -> None:
+    """The bulk check reads IDs as bytes, a word at a time; whatever a row holds (a digit's neighbours
+    in ASCII, a letter, a non-ASCII character, one character too many or too few), its verdict is the
+    one-ID classifier's, and a repeat is a repeat of the trimmed ID."""
+    from fhs_bulk.sheets import read
+
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)  # pyarrow and the bulk check, however short the sheet
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id\n" + "\n".join(ids) + "\n", encoding="utf-8")
+    expected: dict[int, str] = {}
+    seen: set[str] = set()
+    for row, raw in enumerate(ids, start=2):
+        value, issues = check_order_id(raw)
+        error = next((code for code, _ in issues if CODES[code][0] == "error"), None)
+        if error is None and value in seen:
+            error = "order-id-duplicate"
+        if error:
+            expected[row] = error
+        else:
+            seen.add(value)
+    r = validate_sheet(p)
+    assert {f.row: f.code for f in r.errors} == expected
+    assert r.valid == len(ids) - len(expected)

@@ -261,7 +261,7 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=4 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=_has_quote(path),
                                              ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
@@ -284,6 +284,21 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
         columns=[table.column(i) for i in range(table.num_columns)],
         row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int64),
     )
+
+
+def _has_quote(path: Path) -> bool:
+    """Whether the file holds a double quote anywhere. Without one no cell can hold a line break, and
+    pyarrow's reader then splits the file between its threads at any newline, without following
+    quotes (a million-row file reads ~30% faster; the search costs a tenth of that)."""
+    buf = bytearray(256 * 1024)
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            while size := fh.readinto(buf):
+                if buf.find(b'"', 0, size) >= 0:
+                    return True
+    except OSError:
+        return True  # the reader itself reports the file
+    return False
 
 
 # ---------------------------------------------------------------- workbooks
@@ -528,8 +543,8 @@ def column_list(col: Any) -> list[str]:
 
 
 def column_buffers(col: Any) -> Any:
-    """Yield (offsets, data, first_row) per chunk: int64 byte offsets and the UTF-8 bytes, zero-copy
-    for arrow columns."""
+    """Yield (offsets, data, first_row) per chunk: the byte offsets (int32 or int64, as stored) and
+    the UTF-8 bytes, zero-copy for arrow columns."""
     import numpy as np
 
     if isinstance(col, list):
@@ -549,7 +564,7 @@ def column_buffers(col: Any) -> Any:
             continue
         _, offsets_buf, data_buf = chunk.buffers()
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + n + 1].astype(np.int64)
+        stored = np.frombuffer(offsets_buf, dtype=width)[chunk.offset: chunk.offset + n + 1]
         data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-        yield offsets, data, first
+        yield stored, data, first
         first += n

@@ -20,6 +20,8 @@ from fhs_bulk import domain
 from fhs_bulk.errors import SheetError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import numpy as np
 
     from fhs_bulk.sheets.read import Sheet
@@ -88,6 +90,8 @@ def cell_value(value: str) -> str:
 def shown(value: str) -> str:
     """A cell value safe to echo: cut, with invisible characters made visible."""
     cut = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + f"… ({len(value)} characters)"
+    if cut.isprintable():
+        return cut
     return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in cut)
 
 
@@ -171,8 +175,8 @@ class ValidationReport:
     row_numbers: Any = None  # np.ndarray[int64]
     valid_mask: Any = None  # np.ndarray[bool]
     headers: list[str] = field(default_factory=list)
-    # (the sheet's ID column, indices of the data rows in it, trimmed values by index): the IDs are
-    # only turned into Python strings when an upload asks for them.
+    # (the sheet's ID column, indices of the data rows in it or None for every row, trimmed values by
+    # index): the IDs are only turned into Python strings when an upload asks for them.
     _ids: Any = field(default=None, repr=False)
 
     @property
@@ -202,35 +206,31 @@ class ValidationReport:
 
     def order_ids(self) -> list[str]:
         """The order ID text of every data row (trimmed where it was trimmed), in sheet order."""
-        from fhs_bulk.sheets.read import column_take
-
-        if self._ids is None:
-            return []
-        column, keep, overrides = self._ids
-        ids = column_take(column, keep)
-        if overrides:
-            for pos, index in enumerate(keep.tolist()):
-                if index in overrides:
-                    ids[pos] = overrides[index]
-        return ids
+        return self._order_ids(0, self.rows) if self._ids is not None else []
 
     def chunks(self, size: int = 20_000) -> Iterator[tuple[list[int], list[str], list[bool]]]:
         """(rows, order IDs, valid) of the data rows, ``size`` rows at a time, in sheet order: an upload
         walks a sheet of millions without holding every ID as a Python string at once."""
-        from fhs_bulk.sheets.read import column_take
-
         if self._ids is None or self.row_numbers is None:
             return
-        column, keep, overrides = self._ids
-        for start in range(0, len(keep), size):
-            idx = keep[start:start + size]
-            ids = column_take(column, idx)
-            if overrides:
-                for pos, index in enumerate(idx.tolist()):
-                    if index in overrides:
-                        ids[pos] = overrides[index]
-            yield (self.row_numbers[start:start + size].tolist(), ids,
+        for start in range(0, self.rows, size):
+            yield (self.row_numbers[start:start + size].tolist(), self._order_ids(start, start + size),
                    self.valid_mask[start:start + size].tolist())
+
+    def _order_ids(self, start: int, stop: int) -> list[str]:
+        """The ID text of data rows ``start`` to ``stop`` (trimmed where it was trimmed)."""
+        import numpy as np
+
+        from fhs_bulk.sheets.read import column_take
+
+        column, keep, overrides = self._ids
+        idx = keep[start:stop] if keep is not None else np.arange(start, min(stop, self.rows))
+        ids = column_take(column, idx)
+        if overrides:
+            for pos, index in enumerate(idx.tolist()):
+                if index in overrides:
+                    ids[pos] = overrides[index]
+        return ids
 
     def valid_orders(self) -> list[tuple[int, str]]:
         """(row, order ID) of every valid row, in sheet order."""
@@ -367,9 +367,13 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
         if kind in ("number", "formula"):
             ok_all[i] = False
 
+    # The plainly valid IDs are sorted for the duplicate search on a thread while this one explains
+    # the rest; the rows found valid once trimmed join the search after.
+    plain = _sort_plain(digits, ok_all)
     # Slow path: the (few) rows whose ID is not plainly valid, blank rows included.
     nonblank = np.ones(n, dtype=bool)
     slow = np.nonzero(~ok_all)[0]
+    trimmed: list[int] = []
     overrides: dict[int, str] = {}
     errors: list[Finding] = []
     warnings: list[Finding] = []
@@ -401,20 +405,23 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                 overrides[i] = value
                 ok_all[i] = True
                 digits[i] = int(value[2:])
+                trimmed.append(i)
 
-    keep = np.nonzero(nonblank)[0] if len(slow) else np.arange(n)
-    if len(keep) == 0:
+    blanks = len(slow) > 0 and not nonblank.all()
+    keep = np.nonzero(nonblank)[0] if blanks else None
+    rows = n if keep is None else len(keep)
+    if rows == 0:
         report.sheet_error = Finding(None, None, "no-data-rows",
                                      f"{sheet.source}: the sheet has the header but no orders below it. Paste "
                                      f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
         return report
 
-    _find_duplicates(digits, ok_all, row_numbers_all, errors)
+    _find_duplicates(plain.result(), digits, trimmed, ok_all, row_numbers_all, errors)
     _check_optional_columns(sheet, nonblank, ok_all, errors)
 
-    report.rows = len(keep)
-    report.row_numbers = row_numbers_all[keep]
-    report.valid_mask = ok_all[keep]
+    report.rows = rows
+    report.row_numbers = row_numbers_all if keep is None else row_numbers_all[keep]
+    report.valid_mask = ok_all if keep is None else ok_all[keep]
     report._ids = (ids_all, keep, overrides)
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
@@ -439,8 +446,9 @@ def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(valid, digits) for every row: valid is exactly the pattern OD + 18 ASCII digits, and digits
     is the 18 digits as an int64 where valid.
 
-    Works on the UTF-8 bytes, zero-copy: an order ID is 20 bytes, so the rows of that length are
-    viewed as a (rows, 20) byte matrix and checked and converted column by column.
+    Works on the UTF-8 bytes, zero-copy: an order ID is 20 bytes, read as four words (the "OD", two
+    runs of eight digits, the last two digits) and checked and converted a word at a time, so a row
+    costs a few array passes rather than one per character.
     """
     import numpy as np
 
@@ -451,28 +459,83 @@ def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
     def scan(part: tuple[np.ndarray, np.ndarray, int]) -> None:
         offsets, data, first = part
-        lengths = np.diff(offsets)
-        is20 = lengths == 20
-        k = int(is20.sum())
+        is20 = np.diff(offsets) == 20
+        k = int(np.count_nonzero(is20))
         if k == 0:
             return
-        span = data[offsets[0]: offsets[-1]]
-        # All rows 20 bytes: a zero-copy view; else gather the 20-byte rows first.
-        m = span.reshape(k, 20) if k == len(lengths) else span[np.repeat(is20, lengths)].reshape(k, 20)
-        good = (m[:, 0] == 79) & (m[:, 1] == 68)  # "O", "D"
-        value = np.zeros(k, dtype=np.int64)
-        for j in range(2, 20):
-            d = m[:, j] - np.uint8(48)  # wraps below "0", so one comparison checks the range
-            good &= d < 10
-            value *= 10
-            value += d
-        rows = first + np.nonzero(is20)[0]
-        ok[rows] = good
-        digits[rows] = value
+        whole = k == len(is20)
+        rows = _twenty_byte_rows(offsets, data, is20, k)
+
+        def words(size: int, at: int) -> np.ndarray:  # one word of every row, at a fixed stride
+            return np.ndarray((k,), dtype=f"<u{size}", buffer=rows, offset=at, strides=(20,))
+
+        good = words(2, 0) == 0x444F  # "OD", little-endian
+        scratch = np.empty(k, dtype=np.uint64)
+        value = _eight_digits(np.array(words(8, 2)), good, scratch)
+        low = _eight_digits(np.array(words(8, 10)), good, scratch)
+        last = words(2, 18) - np.uint16(0x3030)  # digits 19 and 20, each wrapping below "0"
+        tens = last & np.uint16(0xFF)
+        last >>= np.uint16(8)
+        good &= tens < 10
+        good &= last < 10
+        value *= np.uint64(10**10)
+        low *= np.uint64(100)
+        value += low
+        tens *= np.uint16(10)
+        tens += last
+        value += tens
+        end = first + len(is20)
+        if whole:
+            ok[first:end] = good
+            digits[first:end] = value.view(np.int64)
+        else:
+            ok[first:end][is20] = good
+            digits[first:end][is20] = value.view(np.int64)
 
     parts = [piece for part in column_buffers(col) for piece in _pieces(*part)]
     _on_both_cores(scan, parts)
     return ok, digits
+
+
+def _twenty_byte_rows(offsets: np.ndarray, data: np.ndarray, is20: np.ndarray, k: int) -> np.ndarray:
+    """The bytes of the piece's 20-byte rows, back to back: a view when every row is 20 bytes, else a
+    copy of the runs between the odd rows (a handful, in practice) or, for a sheet of mostly odd
+    rows, a byte mask."""
+    import numpy as np
+
+    span = data[offsets[0]: offsets[-1]]
+    if k == len(is20):
+        return span
+    odd = np.nonzero(~is20)[0]
+    if len(odd) * 64 > len(is20):
+        return span[np.repeat(is20, np.diff(offsets))]
+    run_starts = [int(offsets[0]), *offsets[odd + 1].tolist()]
+    run_ends = [*offsets[odd].tolist(), int(offsets[-1])]
+    return np.concatenate([data[a:b] for a, b in zip(run_starts, run_ends, strict=True) if b > a])
+
+
+_HIGH_NIBBLES = 0xF0F0F0F0F0F0F0F0
+_ZEROS = 0x3030303030303030  # eight "0"s
+
+
+def _eight_digits(word: np.ndarray, good: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Eight ASCII characters per little-endian uint64 (in place): clears ``good`` where one is not
+    0-9 and returns their value, combining neighbours in pairs, fours, then eights."""
+    import numpy as np
+
+    np.bitwise_and(word, _HIGH_NIBBLES, out=scratch)  # each byte 0x30-0x3F ...
+    good &= scratch == _ZEROS
+    np.add(word, 0x0606060606060606, out=scratch)  # ... and still below 0x40 with 6 added: 0x30-0x39
+    scratch &= _HIGH_NIBBLES
+    good &= scratch == _ZEROS
+    word -= _ZEROS
+    for shift, scale, mask in ((8, 10, 0x00FF00FF00FF00FF), (16, 100, 0x0000FFFF0000FFFF),
+                               (32, 10_000, 0x00000000FFFFFFFF)):
+        np.right_shift(word, shift, out=scratch)
+        word *= scale
+        word += scratch
+        word &= mask
+    return word
 
 
 PARALLEL_ROWS = 200_000  # from here on the ID checks are split between two threads (numpy lets go of the GIL)
@@ -499,33 +562,64 @@ def _on_both_cores(fn: Callable[[Any], None], items: list[Any]) -> None:
             pass
 
 
-def _find_duplicates(digits: np.ndarray, ok: np.ndarray, row_numbers: np.ndarray, errors: list[Finding]) -> None:
+def _sort_plain(digits: np.ndarray, ok: np.ndarray) -> Future[np.ndarray]:
+    """The digits of the rows valid as they stand, sorted (every other row reads -1): on a thread for
+    a long sheet (numpy's sort lets go of the GIL), at once for a short one."""
+    from concurrent.futures import Future
+
+    import numpy as np
+
+    def sort(snapshot: np.ndarray) -> np.ndarray:
+        values = np.where(snapshot, digits, -1)  # reads the digits only where the snapshot says valid
+        values.sort()
+        return values
+
+    if len(digits) < PARALLEL_ROWS:
+        done: Future[np.ndarray] = Future()
+        done.set_result(sort(ok))
+        return done
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate-sort")
+    try:
+        return pool.submit(sort, ok.copy())  # the slow path turns rows valid meanwhile: not these
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int], ok: np.ndarray,
+                     row_numbers: np.ndarray, errors: list[Finding]) -> None:
     """Later rows repeating an earlier row's ID become invalid: a sort of int64s, no string hashing.
 
-    A plain sort (a few ms per million) says whether any ID repeats and which; the rows holding those
-    IDs are then found through a 2**20-entry table of their low bits (one gather, no second sort), and
-    the few candidates checked exactly.
+    ``ordered`` is the plainly valid rows' digits sorted (-1 for the rest; a few ms per million): it
+    says whether any ID repeats and which, and the rows valid once trimmed are looked up in it. The
+    rows holding the repeated IDs are then found through a 2**20-entry table of their low bits (one
+    gather, no second sort), and the few candidates checked exactly.
     """
     import numpy as np
 
-    valid_idx = np.nonzero(ok)[0]
-    if len(valid_idx) < 2:
-        return
-    values = digits[valid_idx] if len(valid_idx) != len(ok) else digits
-    ordered = np.sort(values)
     same = ordered[1:] == ordered[:-1]
-    if not same.any():
+    repeated = np.unique(ordered[1:][same]) if same.any() else ordered[:0]
+    del same
+    if trimmed:
+        extra = digits[trimmed]
+        at = np.minimum(np.searchsorted(ordered, extra), len(ordered) - 1)
+        values, counts = np.unique(extra, return_counts=True)
+        repeated = np.union1d(repeated, np.concatenate([extra[ordered[at] == extra], values[counts > 1]]))
+    repeated = repeated[repeated >= 0]
+    if not len(repeated):
         return
-    repeated = np.unique(ordered[1:][same])
-    del ordered, same
     low = (1 << 20) - 1
     table = np.zeros(low + 1, dtype=bool)
     table[repeated & low] = True
-    candidates = np.nonzero(table[values & low])[0]
-    hits = candidates[np.isin(values[candidates], repeated)]  # ascending: sheet order
+    low_bits = digits.astype(np.uint32)  # half the memory of the int64s, the bits the table needs
+    low_bits &= low
+    candidates = np.nonzero(table[low_bits] & ok)[0]
+    del low_bits
+    hits = candidates[np.isin(digits[candidates], repeated)]  # ascending: sheet order
     groups: dict[int, list[int]] = {}
     for p in hits.tolist():
-        groups.setdefault(int(values[p]), []).append(int(valid_idx[p]))
+        groups.setdefault(int(digits[p]), []).append(p)
     for key, rows in groups.items():
         first = int(row_numbers[rows[0]])
         value = f"OD{key:018d}"
