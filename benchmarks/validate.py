@@ -3,8 +3,8 @@ the same file (pyarrow for CSV, python-calamine for xlsx), in the same run.
 
     python benchmarks/validate.py [--rows 1000000] [--xlsx-rows 200000]
 
-Targets: a 1,000,000-row CSV within 1.6x of the bare read, xlsx within 1.5x, peak RSS under 1 GiB; a
-100-row sheet within 2.5x of `python -c "import click"`.
+Targets: a 1,000,000-row CSV within 1.6x of the bare read (5,000,000 rows: 2.0x), xlsx within 1.5x, peak
+RSS under 1 GiB; a 100-row sheet within 2.5x of `python -c "import click"`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
 
         print(f"{'case':<28}{'bare read':>12}{'validate':>12}{'ratio':>8}{'peak RSS':>12}  target")
         for label, bare, path, target in (
-                (f"CSV {args.rows:,} rows", BARE_CSV, csv_path, 1.6),
+                (f"CSV {args.rows:,} rows", BARE_CSV, csv_path, 1.6 if args.rows <= 1_000_000 else 2.0),
                 (f"xlsx {args.xlsx_rows:,} rows", BARE_XLSX, xlsx_path, 1.5)):
             base_t, _, _ = run([PY, "-c", bare, str(path)], repeat=args.repeat)
             t, rss, code = run([PY, "-m", "fhs_bulk", "validate", "--json", str(path)], repeat=args.repeat)

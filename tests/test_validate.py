@@ -319,6 +319,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert res.exit_code == 1 and doc["invalid"] == 1 and doc["errors"][0]["row"] == 3
     assert doc["errors"][0]["column"] == "fk_order_id" and doc["warnings"][0]["code"] == "order-id-whitespace"
+    assert doc == validate_sheet(str(bad)).as_dict()  # the streamed document is the report's dict
     res = runner.invoke(main, ["validate", str(tmp_path / "missing.csv"), "--json"])
     doc = json.loads(res.stdout)
     assert res.exit_code == 2 and doc["errors"][0]["row"] is None and doc["errors"][0]["code"] == "sheet-not-found"
