@@ -102,7 +102,7 @@ def main() -> None:
     print(f"tracker update, {n:,}-row {args.format} tracker: {t_update:.2f}s (re-run, nothing to change: "
           f"{t_again:.2f}s); target < 10 s {'ok' if t_update < 10 else 'MISSED'}")
     print(f"reconcile --write --report, SRMS latency 20 ms: {t_rec:.2f}s (--json only: {t_rec_json:.2f}s); "
-          f"bare batched fetch {t_bare:.2f}s; ratio {t_rec_json / t_bare:.1f}x (json) / {t_rec / t_bare:.1f}x "
+          f"bare batched fetch {t_bare:.2f}s; ratio {t_rec_json / t_bare:.2f}x (json) / {t_rec / t_bare:.2f}x "
           f"(write+report); targets < 6 s {'ok' if t_rec < 6 else 'MISSED'}, json <= 1.4x "
           f"{'ok' if t_rec_json / t_bare <= 1.4 else 'MISSED'}")
 

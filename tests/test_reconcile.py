@@ -11,11 +11,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from fhs_bulk.sheets.contract import tracker_headers
 from fhs_bulk.srms.schemas import Ticket
-from fhs_bulk.tracker.reconcile import evaluate, ist_date
+from fhs_bulk.tracker.reconcile import RowVerdict, evaluate, ist_date
 from fhs_bulk.tracker.sheet import TrackerRow
 from tests.conftest import GOOD, cli_env, order_sheet, run_cli
 
@@ -271,3 +273,28 @@ def test_reconcile_right_when_the_read_ahead_differs(srms_factory, tmp_path: Pat
     by_order = {v.fk_order_id: v for v in result.rows}
     assert by_order["OD100000000000000009"].findings == ["unknown-ticket"]
     assert all(by_order[order].status == "CREATED" and by_order[order].srm_id == ticket for order, ticket in registered)
+
+
+_texts = st.one_of(st.none(), st.sampled_from(["CREATED", "SCHEDULED", "Awaiting slot", "fix-tracker"]),
+                   st.text(max_size=12))  # quotes, backslashes, control and non-ASCII characters included
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.builds(
+    RowVerdict, row=st.integers(2, 10**6), fk_order_id=st.text(max_size=22), srm_id=_texts, status=_texts,
+    sub_status=_texts, spd=_texts, findings=st.lists(st.sampled_from(["spd-breached", "stuck", "warranty", "x\"y"])),
+    next_action=st.text(max_size=20), crm_tag=_texts,
+    action=st.sampled_from(["none", "reschedule", "escalate-l2", "fix-tracker"]), line=_texts, rule_source=_texts,
+    delivery_due=_texts, days_late=st.integers(0, 400), age_days=st.none() | st.integers(0, 99),
+    note=st.text(max_size=20)), max_size=30))
+def test_json_rows_are_what_json_dumps_writes(rows: list[RowVerdict]) -> None:
+    """``--json`` builds each row from the text its repeated fields make, kept across rows: the
+    document is byte for byte what json.dumps writes of the result (sorted keys, characters as they are)."""
+    import io
+
+    from fhs_bulk.tracker.reconcile import ReconcileResult
+
+    result = ReconcileResult(date(2026, 11, 27), rows + rows[:3])  # repeated rows reuse the kept text
+    out = io.StringIO()
+    result.write_json(out)
+    assert out.getvalue() == json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n"

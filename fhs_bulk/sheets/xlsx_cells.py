@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import escape
 
 from fhs_bulk.sheets.columns import column_letter, column_number
@@ -419,28 +421,105 @@ def read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[st
     worksheet is not laid out that way, larger than READ_AHEAD_BYTES, or anything goes wrong (the real
     read, with its checks, says what). The caller checks what it gets against the real read."""
     try:
-        return _read_keys(path, required, key_columns, search_rows)
+        runs = _key_runs(path, required, key_columns, search_rows)
+        return None if runs is None else [key for run in runs for key in run]
+    except Exception:  # a head start only: never the error a user sees
+        return None
+
+
+def key_runs(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
+             search_rows: int = 10) -> Iterator[list[str]] | None:
+    """``read_keys`` as the worksheet is decompressed, the keys of each piece (~1 MB of XML, ~2,000
+    tracker rows) as soon as it is read, so a caller can act on the first rows while the rest is still
+    being read. None when the layout is not one read here (known from the first piece); a failure
+    further on raises from the iterator, and the caller drops what it had."""
+    try:
+        return _key_runs(path, required, key_columns, search_rows)
     except Exception:  # a head start only: never the error a user sees
         return None
 
 
 READ_AHEAD_BYTES = 256 << 20  # the largest worksheet XML read ahead (100,000 tracker rows: ~45 MB)
+PIECE_BYTES = 1 << 20  # worksheet XML decompressed at a time; the header must lie in the first piece
 
 
-def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...],
-               search_rows: int) -> list[str] | None:
-    with zipfile.ZipFile(path) as zf:
-        part = worksheet_part(zf, None)
-        if part is None or zf.getinfo(part).file_size > READ_AHEAD_BYTES:
+def _key_runs(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...],
+              search_rows: int) -> Iterator[list[str]] | None:
+    zf = zipfile.ZipFile(path)
+    try:
+        opened = _open_keys(zf, required, key_columns, search_rows)
+    except BaseException:
+        zf.close()
+        raise
+    if opened is None:
+        zf.close()
+        return None
+    stream, first, (pattern, letters, header_row, texts) = opened
+
+    def keys_in(xml: bytes, end: int) -> list[str]:
+        found = pattern.findall(xml, 0, end)  # (column letters, row, inline text, shared-string index)
+        if not found:
+            return []
+        values = texts([cell[1:] for cell in found])
+        keys: dict[int, str] = {}  # row -> key: a higher priority column's non-blank text overwrites
+        for letter in reversed(letters):
+            keys.update((int(cell[1]), value) for cell, value in zip(found, values, strict=True)
+                        if value and cell[0] == letter)
+        return [keys[row] for row in sorted(keys) if row > header_row]
+
+    def runs() -> Iterator[list[str]]:
+        with zf, stream:
+            pending = first
+            while True:
+                more = stream.read(PIECE_BYTES)
+                if more:  # whole rows only, so a row's cells are read together
+                    cut = pending.rfind(b"</row>")
+                    cut = cut + len(b"</row>") if cut >= 0 else 0
+                else:
+                    cut = len(pending)
+                if cut:
+                    run = keys_in(pending, cut)
+                    if run:
+                        yield run
+                    pending = pending[cut:]
+                if not more:
+                    return
+                pending += more
+
+    return runs()
+
+
+def _open_keys(zf: zipfile.ZipFile, required: tuple[str, ...], key_columns: tuple[str, ...], search_rows: int
+               ) -> tuple[IO[bytes], bytes, tuple[re.Pattern[bytes], list[bytes], int, _Texts]] | None:
+    """The first worksheet opened, its first piece read and the key cells' pattern made from it."""
+    part = worksheet_part(zf, None)
+    if part is None or zf.getinfo(part).file_size > READ_AHEAD_BYTES:
+        return None
+    sst_part = shared_strings_part(zf)
+    if sst_part and sst_part in zf.namelist():
+        if zf.getinfo(sst_part).file_size > READ_AHEAD_BYTES:
             return None
-        xml = zf.read(part)
-        sst_part = shared_strings_part(zf)
-        if sst_part and sst_part in zf.namelist():
-            if zf.getinfo(sst_part).file_size > READ_AHEAD_BYTES:
-                return None
-            sst = zf.read(sst_part)
-        else:
-            sst = b""
+        sst = zf.read(sst_part)
+    else:
+        sst = b""
+    stream = zf.open(part)
+    first = stream.read(PIECE_BYTES)
+    found = _key_pattern(first, sst, required, key_columns, search_rows)
+    if found is None:
+        stream.close()
+        return None
+    return stream, first, found
+
+
+_Texts = Callable[[list[tuple[bytes, bytes, bytes]]], list[str]]  # (row, inline, index) cells -> their texts
+
+
+def _key_pattern(xml: bytes, sst: bytes, required: tuple[str, ...], key_columns: tuple[str, ...], search_rows: int
+                 ) -> tuple[re.Pattern[bytes], list[bytes], int, _Texts] | None:
+    """From the worksheet's first piece: the pattern of the key columns' text cells, matching (column
+    letters, row, inline text, shared-string index), the key columns' letters by priority, the header
+    row, and the reader of the matches' texts; None when the header is not found there or the
+    layout is not one read here."""
     if xml.find(b"<sheetData") < 0:  # a namespace prefix (<x:sheetData>): not a layout read here
         return None
     plain: list[bytes] = _SI_TEXT.findall(sst) if sst else []  # an entry's text when it is one plain run
@@ -453,6 +532,20 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
         if not bodies and sst:
             bodies.extend(_SI.findall(sst))
         return _entry_text(bodies[i]) if i < len(bodies) else ""
+
+    def texts(found: list[tuple[bytes, bytes, bytes]]) -> list[str]:
+        """Each matched cell's stripped text, the plain ones decoded together (XML holds no NUL)."""
+        size = len(plain)
+        raw = [inline if not index else (plain[i] if (i := int(index)) < size else b"")
+               for _, inline, index in found]
+        joined = b"\0".join(raw).decode()
+        out = joined.split("\0")
+        if "&" in joined:
+            out = [_unescape(text) if "&" in text else text for text in out]
+        out = [text.strip() for text in out]
+        for k in [k for k, text in enumerate(raw) if not text and found[k][2]]:  # a rich-text shared entry
+            out[k] = shared(int(found[k][2]))
+        return out
 
     def cell_text(attrs: bytes, body: bytes | None) -> str:
         kind = _KIND.search(attrs)
@@ -468,14 +561,16 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
         return _unescape(v.group(1).decode()).strip() if kind.group(1) == b"str" else ""
 
     # The first rows as the real read sees them (empty rows included, cells in column order), so
-    # the one header finder picks the same row.
+    # the one header finder picks the same row; they must all lie in this piece.
     top: list[list[str]] = [[] for _ in range(search_rows)]
+    past_top = False
     for m in _ROW.finditer(xml):
         row_ref = _ATTR_R.search(m.group(1))
         if row_ref is None:
             return None
         number = int(row_ref.group(2))
         if number > search_rows:
+            past_top = True
             break
         for c in _CELL.finditer(m.group(3) or b""):
             ref = _ATTR_R.search(c.group(1))
@@ -485,25 +580,18 @@ def _read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[s
             line = top[number - 1]
             line.extend([""] * (column + 1 - len(line)))
             line[column] = cell_text(c.group(1), c.group(2))
+    if not past_top and xml.find(b"</sheetData>") < 0:  # the top rows run past the first piece
+        return None
     from fhs_bulk.sheets.read import find_header
 
     h = find_header(top, required, strict=True)
     if h < 0:
         return None
-    header_row = h + 1
     letters = {value: column_letter(c + 1).encode() for c, value in enumerate(top[h]) if value in key_columns}
     if not letters:  # (a header named twice: its last column, as the real read)
         return None
-    priority = {letters[h]: k for k, h in enumerate(key_columns) if h in letters}
-    pattern = re.compile(rb'<c r="(' + b"|".join(priority) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
+    ordered = [letters[name] for name in key_columns if name in letters]  # by priority
+    pattern = re.compile(rb'<c r="(' + b"|".join(ordered) + rb')([0-9]+)"(?: s="[0-9]+")? t="(?:inlineStr"'
                          rb'(?: s="[0-9]+")?><is><t(?: xml:space="preserve")?>([^<]*)</t></is>|s"(?: s="[0-9]+")?>'
                          rb'<v>([0-9]+)</v>)</c>')
-    keys: dict[int, tuple[int, str]] = {}  # row -> (priority of its key's column, key)
-    for letter, row_text, inline, index in pattern.findall(xml):
-        rank, row = priority[letter], int(row_text)
-        if row <= header_row or (row in keys and keys[row][0] < rank):
-            continue  # the header, or a row whose key an earlier column gave
-        value = shared(int(index)) if index else _plain(inline)
-        if value:
-            keys[row] = (rank, value)
-    return [keys[row][1] for row in sorted(keys)]
+    return pattern, ordered, h + 1, texts

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,11 +191,54 @@ class JsonRows:
 
     @staticmethod
     def encode(rows: list[RowVerdict]) -> list[str]:
-        text = json.dumps([r.as_dict() for r in rows], ensure_ascii=False)[1:-1]  # keys come sorted
-        return [text] if text else []
+        """The rows' JSON, exactly as ``json.dumps(row.as_dict(), ensure_ascii=False)`` each, joined by
+        ", " (one part, or none for no rows)."""
+        encode = _ROW_JSON
+        return [", ".join([encode(r) for r in rows])] if rows else []
 
     def __call__(self, rows: list[RowVerdict]) -> None:
         self.parts += self.encode(rows)
+
+
+class _RowJson:
+    """A verdict's JSON as ``json.dumps(as_dict(), ensure_ascii=False)`` writes it (keys sorted), from
+    the text between its four fields that are each row's own (command, order, row, SRM ID), kept by
+    the values of the other twelve: a tracker's rows share a few dozen of those (the same states,
+    actions and SPD days), so most rows cost four string escapes instead of a dict and its encoding."""
+
+    LIMIT = 10_000  # kept texts (a tracker of unique notes starts over now and then)
+
+    def __init__(self) -> None:
+        self._between: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
+
+    def __call__(self, v: RowVerdict) -> str:
+        key = (v.action, v.crm_tag, v.days_late, v.delivery_due, tuple(v.findings), v.line, v.next_action, v.note,
+               v.rule_source, v.spd, v.status, v.sub_status)
+        between = self._between.get(key)
+        if between is None:
+            if len(self._between) >= self.LIMIT:
+                self._between.clear()
+            between = self._between[key] = (
+                f'{{"action": {_dumps(v.action)}, "command": ',
+                f', "crm_tag": {_dumps(v.crm_tag)}, "days_late": {_dumps(v.days_late)}, "delivery_due": '
+                f'{_dumps(v.delivery_due)}, "findings": {_dumps(v.findings)}, "fk_order_id": ',
+                f', "line": {_dumps(v.line)}, "next_action": {_dumps(v.next_action)}, "note": {_dumps(v.note)}, '
+                '"row": ',
+                f', "rule_source": {_dumps(v.rule_source)}, "spd": {_dumps(v.spd)}, "srm_id": ',
+                f', "status": {_dumps(v.status)}, "sub_status": {_dumps(v.sub_status)}}}')
+        a, b, c, d, e = between
+        return f"{a}{_json_text(v.command)}{b}{_json_text(v.fk_order_id)}{c}{v.row}{d}{_json_text(v.srm_id)}{e}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+_ROW_JSON = _RowJson()
 
 
 def ist_date(stamp: str) -> date:
@@ -254,6 +298,14 @@ def next_action(status: str, sub_status: str, *, spd_breached: bool, within_warr
                     delivery_breached=delivery_breached):
                 return rule.next_action, rule.crm_tag or None, rule.action, source
     return "no L1 rule for this state: read the ticket history and remarks", None, "none", "fallback"
+
+
+@lru_cache(maxsize=4096)
+def _next_action(status: str, sub_status: str, spd_breached: bool, within_warranty: bool | None, line: str,
+                 delivery_breached: bool) -> tuple[str, str | None, str, str]:
+    """``next_action`` cached by position: a row's call is a hash of plain arguments, no keywords."""
+    return next_action(status, sub_status, spd_breached=spd_breached, within_warranty=within_warranty, line=line,
+                       delivery_breached=delivery_breached)
 
 
 def add_business_days(day: date, n: int) -> date:
@@ -357,38 +409,72 @@ class Judge:
             within = (self.as_of - service_day).days <= domain.WARRANTY_DAYS
             v.findings.append("warranty")
             v.add_note(f"service on {service_day.isoformat()}: {'within' if within else 'after'} 30 days")
-        first = next((f for f in v.findings if f in NO_TICKET_ACTIONS), None)
+        first = next((f for f in v.findings if f in NO_TICKET_ACTIONS), None) if v.findings else None
         if first:
             v.next_action, v.crm_tag, v.action = NO_TICKET_ACTIONS[first], None, "fix-tracker"
         else:
-            v.next_action, v.crm_tag, v.action, v.rule_source = next_action(
-                t.status, t.sub_status, spd_breached=spd < self.as_of, line=line, delivery_breached=delivery_late,
-                within_warranty=within)
+            v.next_action, v.crm_tag, v.action, v.rule_source = _next_action(
+                t.status, t.sub_status, spd < self.as_of, within, line, delivery_late)
         return v
 
 
 class TicketFetch:
     """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn: asking
-    starts when this is made, ``concurrency`` requests in flight. The threads are daemons and ``close``
+    starts as soon as a batch's IDs are known (``unique`` given whole, or ``extend``-ed as they are
+    read, then ``finish``), ``concurrency`` requests in flight. The threads are daemons and ``close``
     stops them taking another batch, so a run that ends early (an error) never waits on them."""
 
-    def __init__(self, client: Any, unique: list[str], *, batch: int = 1000, concurrency: int = 4) -> None:
-        self.unique = unique
-        self._chunks = [unique[i:i + batch] for i in range(0, len(unique), batch)]
-        self._futures: list[Future[Any]] = [Future() for _ in self._chunks]
-        self._todo = iter(range(len(self._chunks)))
-        self._lock = threading.Lock()
-        self._closed = False
-        for n in range(min(concurrency, len(self._chunks))):
+    def __init__(self, client: Any, unique: list[str] | None = None, *, batch: int = 1000,
+                 concurrency: int = 4) -> None:
+        self.batch = batch
+        self._chunks: list[list[str]] = []
+        self._futures: list[Future[Any]] = []
+        self._pending: list[str] = []  # IDs not yet a whole batch
+        self._next = 0  # the next batch a thread takes
+        self._complete = self._closed = False
+        self._cond = threading.Condition()
+        for n in range(concurrency):
             threading.Thread(target=self._work, args=(client,), name=f"tickets-{n}", daemon=True).start()
+        if unique is not None:
+            self.extend(unique)
+            self.finish()
+
+    @property
+    def unique(self) -> list[str]:
+        """Every ID asked for, in order (once ``finish`` was called)."""
+        return [i for chunk in self._chunks for i in chunk]
+
+    def extend(self, unique: list[str]) -> None:
+        """More IDs, none asked for before: each whole batch is asked for at once."""
+        with self._cond:
+            self._pending.extend(unique)
+            while len(self._pending) >= self.batch:
+                self._add(self._pending[:self.batch])
+                del self._pending[:self.batch]
+
+    def finish(self) -> None:
+        """No more IDs: the last, partial batch is asked for."""
+        with self._cond:
+            if self._pending:
+                self._add(self._pending)
+                self._pending = []
+            self._complete = True
+            self._cond.notify_all()
+
+    def _add(self, chunk: list[str]) -> None:
+        self._chunks.append(chunk)
+        self._futures.append(Future())
+        self._cond.notify_all()
 
     def _work(self, client: Any) -> None:
         while True:
-            with self._lock:
-                i = None if self._closed else next(self._todo, None)
-            if i is None:
-                return
-            future = self._futures[i]
+            with self._cond:
+                while not (self._closed or self._complete or self._next < len(self._chunks)):
+                    self._cond.wait()
+                if self._closed or self._next >= len(self._chunks):
+                    return
+                i, self._next = self._next, self._next + 1
+                future = self._futures[i]
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -398,37 +484,74 @@ class TicketFetch:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            for asked, future in zip(self._chunks, self._futures, strict=True):
+            i = 0
+            while True:
+                with self._cond:
+                    while not (self._closed or self._complete or i < len(self._chunks)):
+                        self._cond.wait()
+                    if i >= len(self._chunks):
+                        return
+                    asked, future = self._chunks[i], self._futures[i]
                 answer = future.result()
                 by_tid = {t.ticket_id: t for t in answer.tickets}
                 by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
                 found: dict[str, Any] = {}
-                for i in asked:
-                    t = by_tid.get(i) or by_ref.get(i)
+                for key in asked:
+                    t = by_tid.get(key) or by_ref.get(key)
                     if t is not None:
-                        found[i] = t
+                        found[key] = t
                 yield found
+                i += 1
         finally:
             self.close()
 
     def close(self) -> None:
         """Ask for no more batches (requests in flight finish on their own)."""
-        with self._lock:
+        with self._cond:
             self._closed = True
-        for future in self._futures:
+            self._cond.notify_all()
+            futures = list(self._futures)
+        for future in futures:
             future.cancel()
 
 
 def early_keys(tracker_path: Any) -> list[str] | None:
     """A workbook tracker's ticket IDs (each row's SRM ID, else its reference ID, in first-appearance
-    order) read straight from the worksheet XML, to ask SRMS for the tickets while python-calamine
-    reads the whole workbook. None when not a workbook, or not one read that simply."""
-    from fhs_bulk.sheets.xlsx_cells import read_keys
+    order) read straight from the worksheet XML (see ``early_key_runs``). None when not a workbook,
+    or not one read that simply."""
+    runs = early_key_runs(tracker_path)
+    if runs is None:
+        return None
+    try:
+        return list(dict.fromkeys(key for run in runs for key in run))
+    except Exception:  # a head start only
+        return None
+
+
+def early_key_runs(tracker_path: Any) -> Iterator[list[str]] | None:
+    """A workbook tracker's ticket IDs, a piece of its worksheet XML at a time, to ask SRMS for the
+    first tickets while the rest of the XML, and the whole workbook by python-calamine, is still
+    being read. None when not a workbook, or not one read that simply."""
+    from fhs_bulk.sheets.xlsx_cells import key_runs
 
     if not str(tracker_path).lower().endswith((".xlsx", ".xlsm")) or not Path(str(tracker_path)).is_file():
         return None
-    keys = read_keys(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID), search_rows=HEADER_SEARCH_ROWS)
-    return None if keys is None else list(dict.fromkeys(keys))
+    return key_runs(tracker_path, (ORDER, SRM_ID), (SRM_ID, REFERENCE_ID), search_rows=HEADER_SEARCH_ROWS)
+
+
+def _ask_ahead(fetch: TicketFetch, runs: Iterator[list[str]]) -> bool:
+    """Feed ``fetch`` the read-ahead's IDs (new ones only, in first-appearance order) as they are read;
+    False when the read-ahead failed part way (what was asked is then dropped by the caller)."""
+    seen: set[str] = set()
+    try:
+        for run in runs:
+            fresh = [key for key in dict.fromkeys(run) if key not in seen]
+            seen.update(fresh)
+            fetch.extend(fresh)
+    except Exception:  # a head start only: the rows' own read says what is wrong
+        return False
+    fetch.finish()
+    return True
 
 
 def spd_breached_text(v: RowVerdict) -> str:
@@ -483,10 +606,13 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-read") as reader:
         loading = reader.submit(load_tracker, tracker_path)
         try:
-            early = early_keys(tracker_path)
+            early = early_key_runs(tracker_path)
             conn = session.srms
-            if early:
-                fetch = TicketFetch(conn.client, early, batch=FETCH_BATCH, concurrency=concurrency)
+            if early is not None:
+                fetch = TicketFetch(conn.client, batch=FETCH_BATCH, concurrency=concurrency)
+                if not _ask_ahead(fetch, early):
+                    fetch.close()
+                    fetch = None
             tracker = loading.result()
         except BaseException:
             if fetch is not None:
