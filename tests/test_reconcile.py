@@ -298,3 +298,41 @@ def test_json_rows_are_what_json_dumps_writes(rows: list[RowVerdict]) -> None:
     out = io.StringIO()
     result.write_json(out)
     assert out.getvalue() == json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_read_ahead_over_many_pieces_asks_as_it_reads(srms_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-ahead reads the worksheet XML a piece at a time and asks SRMS for each batch of IDs as
+    it is read: with pieces of a few rows, rows cut at every piece edge, keys in both columns and in
+    neither, the IDs are the rows' own, and reconcile finds every ticket on its row over several
+    batches."""
+    from fhs_bulk import Session, reconcile
+    from fhs_bulk.sheets import xlsx_cells
+    from fhs_bulk.srms.mock import catalogue
+    from fhs_bulk.tracker.reconcile import FETCH_BATCH, early_keys
+
+    n = FETCH_BATCH * 2 + 150
+    cat = catalogue.write(tmp_path / "catalogue.csv", catalogue.generate(n, seed=5, non_ods_every=0,
+                                                                         ineligible_every=0))
+    srv = srms_factory(catalogue=cat)
+    env = cli_env(tmp_path, srv)
+    (tmp_path / "s").mkdir()
+    sheet = tmp_path / "s" / "FK_ODS_ORDER_CREATE.csv"
+    sheet.write_text("fk_order_id\n" + "\n".join(r["fk_order_id"] for r in catalogue.load(cat)) + "\n")
+    results = tmp_path / "results.csv"
+    assert run_cli("upload", str(sheet), "--out", str(results), env=env).returncode == 0
+    with open(results, newline="") as fh:
+        registered = [(r["fk_order_id"], r["ticket_id"], r["reference_id"]) for r in csv.DictReader(fh)]
+    rows: list[list[object]] = [["fk_order_id", "SRM ID", "Reference ID", "Remarks"]]
+    for i, (order, ticket, ref) in enumerate(registered):  # both IDs, the reference ID only, the SRM ID only
+        rows.append([order, None if i % 3 == 1 else ticket, None if i % 3 == 2 else ref, "é & <ok>"])
+    rows.append(["OD100000000000000009", None, None, "no ticket yet"])
+    path = _workbook(tmp_path / "tracker.xlsx", rows)
+    monkeypatch.setattr(xlsx_cells, "PIECE_BYTES", 4096)  # the first piece holds the top ten rows
+    assert early_keys(path) == _unique_keys(path)
+    with Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
+        result = reconcile(session, path, as_of=date.today())
+    by_order = {v.fk_order_id: v for v in result.rows}
+    assert by_order["OD100000000000000009"].findings == ["missing-srm-id"]
+    assert all(by_order[order].status == "CREATED" and by_order[order].srm_id == ticket
+               for order, ticket, _ in registered)
