@@ -33,7 +33,8 @@ HEADER_SEARCH_ROWS = 10
 class Sheet:
     """One worksheet as columns of text.
 
-    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i``.
+    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i`` (int32:
+    half the memory of a million rows, and no sheet has 2**31 rows).
     ``cell_kinds[col][i]`` is ``"number"``, ``"date"``, ``"bool"`` or ``"formula"`` for cells
     that were not plain text.
     """
@@ -193,7 +194,7 @@ def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, 
                     break
             h = find_header(head, header_names)
             if h < 0:
-                return Sheet(shown, sheet_name_of(shown), [], [], np.zeros(0, dtype=np.int64))
+                return Sheet(shown, sheet_name_of(shown), [], [], np.zeros(0, dtype=np.int32))
             headers = [v.strip("\ufeff") for v in head[h]]
             width = len(headers)
             headless = [c for c, name in enumerate(headers) if not name.strip()]
@@ -241,7 +242,7 @@ def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, 
         notes.append("some rows have values to the right of the last header column; they are not read. "
                      "Give the column a header or delete the values.")
     return Sheet(source=shown, name=sheet_name_of(shown), headers=headers, columns=cols,
-                 row_numbers=np.arange(h + 2, h + 2 + last_filled, dtype=np.int64), header_row=h + 1, notes=notes)
+                 row_numbers=np.arange(h + 2, h + 2 + last_filled, dtype=np.int32), header_row=h + 1, notes=notes)
 
 
 def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) -> Sheet | None:
@@ -282,7 +283,7 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
         name=sheet_name_of(shown),
         headers=[h.strip("\ufeff") for h in headers],
         columns=[table.column(i) for i in range(table.num_columns)],
-        row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int64),
+        row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int32),
     )
 
 
@@ -454,7 +455,7 @@ def _sheet_from_rows(
 
     h = find_header(rows, header_names)
     if h < 0:
-        return Sheet(shown, name, [], [], np.zeros(0, dtype=np.int64), worksheet=worksheet)
+        return Sheet(shown, name, [], [], np.zeros(0, dtype=np.int32), worksheet=worksheet)
     header_cells = rows[h]
     headers = [cell_text(v)[0].strip("\ufeff") for v in header_cells]
     width = len(headers)
@@ -496,7 +497,7 @@ def _sheet_from_rows(
         name=name,
         headers=headers,
         columns=cols,
-        row_numbers=np.arange(h + 2, h + 2 + len(body), dtype=np.int64),
+        row_numbers=np.arange(h + 2, h + 2 + len(body), dtype=np.int32),
         header_row=h + 1,
         worksheet=worksheet,
         cell_kinds=kinds,

@@ -172,7 +172,7 @@ class ValidationReport:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     # Per data row (non-blank), in sheet order:
-    row_numbers: Any = None  # np.ndarray[int64]
+    row_numbers: Any = None  # np.ndarray[int32]
     valid_mask: Any = None  # np.ndarray[bool]
     headers: list[str] = field(default_factory=list)
     # (the sheet's ID column, indices of the data rows in it or None for every row, trimmed values by
@@ -294,7 +294,15 @@ def validate_sheet(source: str | Path, *, check_name: bool = True) -> Validation
     except SheetError as err:
         report.sheet_error = _sheet_finding(err)
         return report
-    return validate_loaded(sheet, report, check_name=check_name)
+    report = validate_loaded(sheet, report, check_name=check_name)
+    if len(sheet) >= GIVE_BACK_ROWS:  # the reader's and the scan's temporaries, freed but still held
+        from fhs_bulk.heap import give_back
+
+        give_back()
+    return report
+
+
+GIVE_BACK_ROWS = 100_000
 
 
 def _header_problem(sheet: Sheet) -> Finding | None:
