@@ -9,6 +9,7 @@ import sqlite3
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -210,6 +211,23 @@ def _workbook(path: Path, rows: list[list[object]], *, write_only: bool = False)
     return path
 
 
+def _registered(srms_factory, tmp_path: Path, n: int, seed: int) -> tuple[Any, list[dict[str, str]]]:  # type: ignore[no-untyped-def]
+    """A served SRMS with ``n`` catalogue orders uploaded through the CLI: the server, and the rows of
+    the upload's results file."""
+    from fhs_bulk.srms.mock import catalogue
+
+    cat = catalogue.write(tmp_path / "catalogue.csv", catalogue.generate(n, seed=seed, non_ods_every=0,
+                                                                         ineligible_every=0))
+    srv = srms_factory(catalogue=cat)
+    (tmp_path / "s").mkdir()
+    sheet = tmp_path / "s" / "FK_ODS_ORDER_CREATE.csv"
+    sheet.write_text("fk_order_id\n" + "\n".join(r["fk_order_id"] for r in catalogue.load(cat)) + "\n")
+    results = tmp_path / "results.csv"
+    assert run_cli("upload", str(sheet), "--out", str(results), env=cli_env(tmp_path, srv)).returncode == 0
+    with open(results, newline="") as fh:
+        return srv, list(csv.DictReader(fh))
+
+
 def _unique_keys(path: Path) -> list[str]:
     from fhs_bulk.tracker.reconcile import row_key
     from fhs_bulk.tracker.sheet import load_tracker
@@ -249,21 +267,10 @@ def test_reconcile_right_when_the_read_ahead_differs(srms_factory, tmp_path: Pat
     still judged by its rows, over more than one batch of tickets: every registered ticket found on
     its own row, the number an unknown ticket."""
     from fhs_bulk import Session, reconcile
-    from fhs_bulk.srms.mock import catalogue
     from fhs_bulk.tracker.reconcile import FETCH_BATCH, early_keys
 
-    n = FETCH_BATCH + 300
-    cat = catalogue.write(tmp_path / "catalogue.csv", catalogue.generate(n, seed=9, non_ods_every=0,
-                                                                         ineligible_every=0))
-    srv = srms_factory(catalogue=cat)
-    env = cli_env(tmp_path, srv)
-    (tmp_path / "s").mkdir()
-    sheet = tmp_path / "s" / "FK_ODS_ORDER_CREATE.csv"
-    sheet.write_text("fk_order_id\n" + "\n".join(r["fk_order_id"] for r in catalogue.load(cat)) + "\n")
-    results = tmp_path / "results.csv"
-    assert run_cli("upload", str(sheet), "--out", str(results), env=env).returncode == 0
-    with open(results, newline="") as fh:
-        registered = [(r["fk_order_id"], r["ticket_id"]) for r in csv.DictReader(fh)]
+    srv, results = _registered(srms_factory, tmp_path, FETCH_BATCH + 300, seed=9)
+    registered = [(r["fk_order_id"], r["ticket_id"]) for r in results]
     rows: list[list[object]] = [["fk_order_id", "SRM ID", "Reference ID"], ["OD100000000000000009", 12345, None]]
     rows += [[order, ticket, None] for order, ticket in registered]
     path = _workbook(tmp_path / "tracker.xlsx", rows)
@@ -308,21 +315,10 @@ def test_read_ahead_over_many_pieces_asks_as_it_reads(srms_factory, tmp_path: Pa
     batches."""
     from fhs_bulk import Session, reconcile
     from fhs_bulk.sheets import xlsx_cells
-    from fhs_bulk.srms.mock import catalogue
     from fhs_bulk.tracker.reconcile import FETCH_BATCH, early_keys
 
-    n = FETCH_BATCH * 2 + 150
-    cat = catalogue.write(tmp_path / "catalogue.csv", catalogue.generate(n, seed=5, non_ods_every=0,
-                                                                         ineligible_every=0))
-    srv = srms_factory(catalogue=cat)
-    env = cli_env(tmp_path, srv)
-    (tmp_path / "s").mkdir()
-    sheet = tmp_path / "s" / "FK_ODS_ORDER_CREATE.csv"
-    sheet.write_text("fk_order_id\n" + "\n".join(r["fk_order_id"] for r in catalogue.load(cat)) + "\n")
-    results = tmp_path / "results.csv"
-    assert run_cli("upload", str(sheet), "--out", str(results), env=env).returncode == 0
-    with open(results, newline="") as fh:
-        registered = [(r["fk_order_id"], r["ticket_id"], r["reference_id"]) for r in csv.DictReader(fh)]
+    srv, results = _registered(srms_factory, tmp_path, FETCH_BATCH * 2 + 150, seed=5)
+    registered = [(r["fk_order_id"], r["ticket_id"], r["reference_id"]) for r in results]
     rows: list[list[object]] = [["fk_order_id", "SRM ID", "Reference ID", "Remarks"]]
     for i, (order, ticket, ref) in enumerate(registered):  # both IDs, the reference ID only, the SRM ID only
         rows.append([order, None if i % 3 == 1 else ticket, None if i % 3 == 2 else ref, "é & <ok>"])
