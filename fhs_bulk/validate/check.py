@@ -579,7 +579,8 @@ def _sort_plain(digits: np.ndarray, ok: np.ndarray) -> Future[np.ndarray]:
     import numpy as np
 
     def sort(snapshot: np.ndarray) -> np.ndarray:
-        values = np.where(snapshot, digits, -1)  # reads the digits only where the snapshot says valid
+        # The slow path writes digits meanwhile only where the snapshot says invalid: never taken here.
+        values = np.where(snapshot, digits, -1)
         values.sort()
         return values
 
