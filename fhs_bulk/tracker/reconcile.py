@@ -418,6 +418,10 @@ class Judge:
         return v
 
 
+_TAKEN: Future[Any] = Future()  # in place of a batch's future once its answer is read
+_TAKEN.cancel()
+
+
 class TicketFetch:
     """The tickets of ``unique[i*batch:(i+1)*batch]`` by the ID asked for, batch i at its turn: asking
     starts as soon as a batch's IDs are known (``unique`` given whole, or ``extend``-ed as they are
@@ -493,6 +497,8 @@ class TicketFetch:
                         return
                     asked, future = self._chunks[i], self._futures[i]
                 answer = future.result()
+                with self._cond:  # the answer is let go once read (the rows keep the tickets they ask for)
+                    self._futures[i] = _TAKEN
                 by_tid = {t.ticket_id: t for t in answer.tickets}
                 by_ref = {t.reference_id: t for t in answer.tickets if t.reference_id}
                 found: dict[str, Any] = {}
@@ -649,6 +655,8 @@ def reconcile(session: Session, tracker_path: str | Any, *, as_of: date, stuck_d
             uses[key] -= 1
             if not uses[key]:
                 tickets.pop(key, None)
+            if not write:  # a judged row is let go here, while the next tickets are fetched, not all at the end
+                rows[pos] = None  # type: ignore[call-overload]
             pos += 1
         if len(verdicts) > start:
             judged = verdicts[start:]
