@@ -409,30 +409,20 @@ def _entry_text(body: bytes) -> str:
     return _plain(b"".join(_INLINE_T.findall(_PHONETIC.sub(b"", body))))
 
 
-def read_keys(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
-              search_rows: int = 10) -> list[str] | None:
+def key_runs(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
+             search_rows: int = 10) -> Iterator[list[str]] | None:
     """Each data row's key, in row order: the first non-blank of the ``key_columns`` cells (stripped
     text), rows without one left out; from the first worksheet, below its header row (``find_header``
     over its first ``search_rows`` rows, as the workbook's real read finds it), straight from the
-    worksheet XML with no other column read.
+    worksheet XML with no other column read. The keys come a piece at a time (~1 MB of XML, ~2,000
+    tracker rows) as the worksheet is decompressed, so a caller can act on the first rows while the
+    rest is still being read.
 
     A head start, not the reading of record: it takes the text cells known writers produce (an inline
-    string or a shared one, ``r`` the first attribute) and leaves out any other cell; None when the
-    worksheet is not laid out that way, larger than READ_AHEAD_BYTES, or anything goes wrong (the real
-    read, with its checks, says what). The caller checks what it gets against the real read."""
-    try:
-        runs = _key_runs(path, required, key_columns, search_rows)
-        return None if runs is None else [key for run in runs for key in run]
-    except Exception:  # a head start only: never the error a user sees
-        return None
-
-
-def key_runs(path: str | Path, required: tuple[str, ...], key_columns: tuple[str, ...], *,
-             search_rows: int = 10) -> Iterator[list[str]] | None:
-    """``read_keys`` as the worksheet is decompressed, the keys of each piece (~1 MB of XML, ~2,000
-    tracker rows) as soon as it is read, so a caller can act on the first rows while the rest is still
-    being read. None when the layout is not one read here (known from the first piece); a failure
-    further on raises from the iterator, and the caller drops what it had."""
+    string or a shared one, ``r`` the first attribute) and leaves out any other cell. None when the
+    worksheet is not laid out that way or larger than READ_AHEAD_BYTES (known from the first piece); a
+    failure further on raises from the iterator, and the caller drops what it had and relies on the
+    real read, which says what is wrong."""
     try:
         return _key_runs(path, required, key_columns, search_rows)
     except Exception:  # a head start only: never the error a user sees

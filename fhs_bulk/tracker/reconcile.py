@@ -521,19 +521,6 @@ class TicketFetch:
             future.cancel()
 
 
-def early_keys(tracker_path: Any) -> list[str] | None:
-    """A workbook tracker's ticket IDs (each row's SRM ID, else its reference ID, in first-appearance
-    order) read straight from the worksheet XML (see ``early_key_runs``). None when not a workbook,
-    or not one read that simply."""
-    runs = early_key_runs(tracker_path)
-    if runs is None:
-        return None
-    try:
-        return list(dict.fromkeys(key for run in runs for key in run))
-    except Exception:  # a head start only
-        return None
-
-
 def early_key_runs(tracker_path: Any) -> Iterator[list[str]] | None:
     """A workbook tracker's ticket IDs, a piece of its worksheet XML at a time, to ask SRMS for the
     first tickets while the rest of the XML, and the whole workbook by python-calamine, is still
