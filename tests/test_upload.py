@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,29 @@ def test_rerun_the_ledger_answers_needs_no_srms(srms, tmp_path: Path) -> None:  
     r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:6])), "--out", str(out), "--deadline", "1", env=env)
     assert r.returncode == 3, r.stderr
     assert [x["status"] for x in read_results(out)] == ["already-registered"] * 5 + ["failed"]
+
+
+def test_ledger_made_before_the_rowid_layout_keeps_working(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A ledger whose per-order table is the earlier WITHOUT ROWID one: an upload indexes into it and
+    a re-run answers from it."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    db = sqlite3.connect(state / "ledger.sqlite")
+    db.execute("CREATE TABLE orders (srms_id INTEGER NOT NULL, fk_order_id TEXT NOT NULL, status TEXT NOT NULL, "
+               "code TEXT, reference_id TEXT, ticket_id TEXT, batch_key TEXT, updated_at TEXT NOT NULL, "
+               "PRIMARY KEY (srms_id, fk_order_id)) WITHOUT ROWID")
+    db.close()
+    env = cli_env(tmp_path, srms)
+    out = tmp_path / "r.csv"
+    assert run_cli("upload", str(order_sheet(tmp_path, GOOD[:6])), "--out", str(out), env=env).returncode == 0
+    first = read_results(out)
+    r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:6])), "--out", str(out), "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["sent"] == 0, r.stderr
+    assert [(x["status"], x["reference_id"]) for x in read_results(out)] == [
+        ("already-registered", x["reference_id"]) for x in first]
+    db = sqlite3.connect(state / "ledger.sqlite")
+    assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'orders'").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM orders").fetchone()[0] == 6
 
 
 def test_result_rows_read_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:

