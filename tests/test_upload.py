@@ -129,6 +129,40 @@ def test_ledger_made_before_the_rowid_layout_keeps_working(srms, tmp_path: Path)
     assert db.execute("SELECT count(*) FROM orders").fetchone()[0] == 6
 
 
+def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
+        srms_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Once SRMS has answered the ping, batches are recorded while the sheet is still being read and
+    their bodies let go; each is sent as read back from the ledger. Every order is registered once,
+    in sheet order, with SRMS's own reference ID; a re-run sends nothing."""
+    import fhs_bulk
+    import fhs_bulk.upload.run as run
+    from fhs_bulk.srms.mock import catalogue
+
+    cat_rows = list(catalogue.generate(2000, seed=8, non_ods_every=0, ineligible_every=0))
+    srv = srms_factory(catalogue=catalogue.write(tmp_path / "catalogue.csv", cat_rows))
+    ids = [r["fk_order_id"] for r in cat_rows]
+    monkeypatch.setattr(run, "CHUNK_ROWS", 150)
+    monkeypatch.setattr(run, "PLAN_BATCHES", 4)
+    pinged = run._Connecting.ready
+    monkeypatch.setattr(run._Connecting, "ready", lambda self: (self._thread.join(), pinged(self))[1])
+    plans: list[int] = []  # the bodies each planning step recorded
+    plan = run._plan
+    monkeypatch.setattr(run, "_plan", lambda session, bodies: (plans.append(len(bodies)), plan(session, bodies))[1])
+    sheet = order_sheet(tmp_path, ids)
+    options = fhs_bulk.UploadOptions(batch_size=10)
+    with fhs_bulk.Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
+        result = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv", options=options)
+        assert result.counts["registered"] == 2000 and result.sent == 2000 and result.batches == 200
+        assert len(plans) > 10 and sum(plans) == 200  # recorded as the chunks were read, not all at the end
+        server = dict(sqlite3.connect(srv.db).execute("SELECT fk_order_id, reference_id FROM tickets"))
+        assert [(x.fk_order_id, x.reference_id) for x in result.rows] == [(o, server[o]) for o in ids]
+        db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite")
+        bodies = [json.loads(b) for (b,) in db.execute("SELECT order_ids FROM batch_bodies")]
+        assert sorted(o for body in bodies for o in body) == sorted(ids)
+        again = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv", options=options)
+        assert again.sent == 0 and again.counts["already-registered"] == 2000
+
+
 def test_result_rows_read_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Results kept as compressed chunks (past a few rows, in a temporary file) read back exactly, in
     order, whichever way they are read; the CSV lines come defused."""

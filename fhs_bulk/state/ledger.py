@@ -256,6 +256,14 @@ class Ledger:
                                    (srms,)).fetchall()
         return [(k, json.loads(ids)) for k, ids in rows]
 
+    def body(self, key: str) -> str:
+        """A planned batch's body as recorded (a JSON array of order IDs): it is what is sent."""
+        with self._lock:
+            row = self.db.execute("SELECT order_ids FROM batch_bodies WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(f"no batch {key} in the ledger")
+        return str(row[0])
+
     def plan(self, srms: str, batches: list[tuple[str, str]]) -> None:
         """Record batches (key and exact body, the order IDs as a JSON array) before any of them is
         sent, fsynced."""

@@ -290,7 +290,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     ledger.index(identity)  # answers a run that died before indexing them
     # Batches an earlier run planned but never saw answered: (key, body, orders), parsed once.
     unanswered = ledger.pending_batches(identity)
-    pending = [(key, json.dumps(ids), len(ids)) for key, ids in unanswered]
+    pending = [(key, len(ids)) for key, ids in unanswered]
     in_pending = {oid for _, ids in unanswered for oid in ids}
     result = UploadResult(sheet=sheet, srms=session.description, rows=ResultRows(), elapsed=0.0,
                           dry_run=options.dry_run, warnings=len(report.warnings))
@@ -299,7 +299,8 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     # Pass 1: plan what the ledger does not settle. While every row is settled (a re-run), the rows
     # are kept and are the results; from the first open row on, pass 2 builds them after sending.
     settled: ResultRows | None = ResultRows()
-    bodies: list[tuple[str, int]] = []  # batch bodies to plan (JSON arrays of IDs) and their sizes
+    bodies: list[tuple[str, int]] = []  # batch bodies not yet planned (JSON arrays of IDs) and their sizes
+    planned: list[tuple[str, int]] = []  # batches recorded in the ledger by this run: key, orders
     current: list[str] = []
     decide = _Decider(first_error, in_pending, options.dry_run)
     new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
@@ -330,13 +331,17 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
         bodies.extend((json.dumps(current[i:i + size]), size) for i in range(0, full, size))
         del current[:full]
         row_index += len(rows)
+        # Once SRMS has answered the ping, bodies are recorded as they fill and let go (the senders read
+        # each back from the ledger): a long sheet's bodies are never all in memory at once.
+        if len(bodies) >= PLAN_BATCHES and not options.dry_run and connecting is not None and connecting.ready():
+            planned += _plan(session, bodies)
     if current:
         bodies.append((json.dumps(current), len(current)))
     del current
 
     two: _PassTwo | None = None
     writer: AnswerWriter | None = None
-    if bodies or pending:
+    if bodies or planned or pending:
         assert connecting is not None
         try:
             conn = connecting.result()
@@ -344,12 +349,12 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
             log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
             decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
         if decide.missing is None and options.dry_run:
-            _dry_run(conn, [b for b, _ in bodies] + [b for _, b, _ in pending], decide.extra)
+            _dry_run(conn, [json.loads(b) for b, _ in bodies] + [ids for _, ids in unanswered], decide.extra)
         elif decide.missing is None:
-            planned = _plan(session, bodies)
-            decide.run_keys = {key for key, _, _ in pending} | {key for key, _, _ in planned}
+            planned += _plan(session, bodies)
+            decide.run_keys = {key for key, _ in pending} | {key for key, _ in planned}
             if settled is None:
-                two = _PassTwo(report, ledger, identity, decide, new_rows, [key for key, _, _ in planned],
+                two = _PassTwo(report, ledger, identity, decide, new_rows, [key for key, _ in planned],
                                options.batch_size)
             result.sent, writer = _send_all(session, conn, planned, pending, options, decide.extra, progress,
                                             result, two if not pending else None)
@@ -370,7 +375,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                 if writer.error is not None:
                     raise writer.error
             # Re-sent (pending) batches' answers too come from the batches: the index may still be running.
-            resent = ledger.answers([key for key, _, _ in pending]) if decide.run_keys and pending else {}
+            resent = ledger.answers([key for key, _ in pending]) if decide.run_keys and pending else {}
             two = two or _PassTwo(report, ledger, identity, decide, new_rows, [], options.batch_size)
             settled = two.finish(resent)
     except BaseException:
@@ -461,6 +466,10 @@ class _Connecting:
         except BaseException as exc:  # raised by result()
             self._error = exc
 
+    def ready(self) -> bool:
+        """Whether SRMS has answered the ping (without waiting for it)."""
+        return not self._thread.is_alive() and self._error is None
+
     def result(self) -> Connection:
         """The connection once pinged; raises what opening or pinging it raised (SrmsUnavailable: down)."""
         self._thread.join()
@@ -528,19 +537,20 @@ class _Decider:
         return outcome
 
 
-def _plan(session: Session, bodies: list[tuple[str, int]]) -> list[tuple[str, str, int]]:
-    """Record every new batch (key and body) in the ledger, fsynced, before any is sent."""
+def _plan(session: Session, bodies: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Record these new batches (key and body) in the ledger, fsynced, before any is sent; ``bodies``
+    is emptied (the senders read each body back from the ledger). Returns (key, orders) of each."""
     from fhs_bulk.srms.client import new_key
 
     planned = [(new_key(), body, n) for body, n in bodies]
     bodies.clear()
     for i in range(0, len(planned), PLAN_BATCHES):
         session.ledger.plan(session.identity, [(key, body) for key, body, _ in planned[i:i + PLAN_BATCHES]])
-    return planned
+    return [(key, n) for key, _, n in planned]
 
 
-def _send_all(session: Session, conn: Connection, planned: list[tuple[str, str, int]],
-              pending: list[tuple[str, str, int]], options: UploadOptions, failures: dict[str, Outcome],
+def _send_all(session: Session, conn: Connection, planned: list[tuple[str, int]],
+              pending: list[tuple[str, int]], options: UploadOptions, failures: dict[str, Outcome],
               progress: Progress | None, result: UploadResult, two: _PassTwo | None
               ) -> tuple[int, AnswerWriter]:
     """Send the pending batches, then the planned ones (taken from ``planned``, which is emptied).
@@ -552,11 +562,12 @@ def _send_all(session: Session, conn: Connection, planned: list[tuple[str, str, 
     if pending:
         log.info("re-sending %s whose answer an earlier run never saw (same keys)",
                  _n(len(pending), "batch", "batches"))
-    log.info("sending %s in %s to %s", _n(sum(n for _, _, n in work), "order"), _n(len(work), "batch", "batches"),
+    log.info("sending %s in %s to %s", _n(sum(n for _, n in work), "order"), _n(len(work), "batch", "batches"),
              conn.description)
     writer = session.ledger.writer(session.identity, index_every=INDEX_EVERY, expected=len(work))
     try:
-        sent = _send(conn, writer, work, options.concurrency, failures, progress, result.services, two)
+        sent = _send(conn, writer, session.ledger.body, work, options.concurrency, failures, progress,
+                     result.services, two)
     except BaseException:
         result.retries = conn.client.stats.retries
         with contextlib.suppress(Exception):  # the original error is the one to raise
@@ -573,8 +584,8 @@ def _earlier_rejection(dry_run: bool, held: Any) -> Outcome | None:
     return None
 
 
-def _dry_run(conn: Connection, bodies: list[str], extra: dict[str, Outcome]) -> None:
-    to_send = [oid for body in bodies for oid in json.loads(body)]
+def _dry_run(conn: Connection, batches: list[list[str]], extra: dict[str, Outcome]) -> None:
+    to_send = [oid for ids in batches for oid in ids]
     for start in range(0, len(to_send), MAX_BATCH):
         chunk = to_send[start:start + MAX_BATCH]
         for reg in conn.client.lookup(chunk).registrations:
@@ -586,24 +597,25 @@ GRACE_S = 3.0  # how long requests in flight may finish after Ctrl-C / SIGTERM
 YOUNG_GC_EVERY = 20  # batches between collections of the young generations (see gcpause)
 
 
-def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int]], concurrency: int,
-          failures: dict[str, Outcome], progress: Progress | None, services: dict[str, str],
+def _send(conn: Connection, writer: AnswerWriter, body_of: Callable[[str], str], work: list[tuple[str, int]],
+          concurrency: int, failures: dict[str, Outcome], progress: Progress | None, services: dict[str, str],
           two: _PassTwo | None = None) -> int:
     """Send the batches, at most ``concurrency`` in flight. Answers go to the ledger only; orders of a
     batch that failed go to ``failures``. A cancel (Ctrl-C, SIGTERM) starts no new batch and gives
     those in flight GRACE_S seconds; a full disk under the ledger stops sending at once. Either way
     every batch not confirmed stays pending in the ledger for the next run. ``work`` is emptied (a batch
-    is let go once sent). Between answers, ``two`` settles the result rows whose batches are recorded."""
-    total = sum(n for _, _, n in work)
+    is let go once sent; its body is read from the ledger, ``body_of``, as it is sent: what is sent is
+    what was recorded). Between answers, ``two`` settles the result rows whose batches are recorded."""
+    total = sum(n for _, n in work)
     threads_wanted = min(concurrency, len(work))
     done = 0
     cancel = conn.client.cancel
     if progress:
         progress(0, total)
 
-    def run(key: str, body: str) -> tuple[bool, tuple[str, str] | None]:
+    def run(key: str) -> tuple[bool, tuple[str, str] | None]:
         try:
-            res = conn.client.register([], key, ids_json=body)
+            res = conn.client.register([], key, ids_json=body_of(key))
         except Interrupted as exc:
             return False, ("interrupted", exc.message)
         except (SrmsUnavailable, SrmsError) as exc:  # SrmsError: a refusal, not transient
@@ -617,7 +629,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
 
     todo = deque(work)
     work.clear()  # the deque holds the batches now, each until a thread takes it
-    answers: queue.SimpleQueue[tuple[tuple[str, str, int], tuple[bool, tuple[str, str] | None] | BaseException]
+    answers: queue.SimpleQueue[tuple[tuple[str, int], tuple[bool, tuple[str, str] | None] | BaseException]
                                | None] = queue.SimpleQueue()
     stop = threading.Event()  # no new batch: a fatal error (a cancel stops them too)
 
@@ -631,7 +643,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
                 except IndexError:
                     return
                 try:
-                    answers.put((item, run(item[0], item[1])))
+                    answers.put((item, run(item[0])))
                 except BaseException as exc:  # a bug or a malformed answer: the main thread raises it
                     answers.put((item, exc))
                     return
@@ -654,7 +666,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
             if got is None:
                 ended += not waited
             else:
-                (key, body, n), outcome = got
+                (key, n), outcome = got
                 if isinstance(outcome, BaseException):
                     fatal = fatal or outcome
                     stop.set()
@@ -670,7 +682,7 @@ def _send(conn: Connection, writer: AnswerWriter, work: list[tuple[str, str, int
                                        "not confirmed: the run was interrupted; safe to re-run"
                                        if code == "interrupted" else f"not confirmed by SRMS ({message}); safe to "
                                                                      "re-run")
-                    for oid in json.loads(body):
+                    for oid in json.loads(body_of(key)):
                         failures.setdefault(oid, failed)
                 done += n
                 if progress:
