@@ -366,19 +366,27 @@ def test_every_code_is_documented_in_the_readme() -> None:
     "\ufefffk_order_id;remarks\nOD118034507542581000;a\n od118034507542581001 ;b\n",
     "fk_order_id\r\nOD118034507542581000\r\n=1+1\r\n\r\n",
     "fk_order_id,fsn,service\nOD118034507542581000,ODSABC,AC Installation\nOD1,XYZ,Chimney\n",
+    "fk_order_id\n OD118034507542581000 \n\nOD118034507542581000\nOD000000000000000009\nod1\n\n",
 ])
-def test_small_and_large_csv_readers_agree(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("odd_share", [16, 0])
+def test_small_and_large_csv_readers_agree(tmp_path: Path, text: str, odd_share: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A small CSV is read by Python's csv module, a large one by pyarrow: the same file gives the same
-    report either way."""
+    report either way, and the same IDs whether a long sheet's are kept as digits (``odd_share`` 0:
+    always) or as the column's text."""
     from fhs_bulk.sheets import read
+    from fhs_bulk.validate import ids
 
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     p.write_text(text, encoding="utf-8")
     small = validate_sheet(p)
     monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    monkeypatch.setattr(ids, "ODD_SHARE", odd_share)
     large = validate_sheet(p)
     assert small.as_dict() == large.as_dict()
     assert small.order_ids() == large.order_ids() and list(small.row_numbers) == list(large.row_numbers)
+    for size in (1, 2, 3):
+        assert [oid for _, part, _ in large.chunks(size) for oid in part] == small.order_ids()
 
 
 def test_duplicates_are_exact_even_when_low_bits_collide(tmp_path: Path) -> None:
@@ -435,8 +443,10 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
     in ASCII, a letter, a non-ASCII character, one character too many or too few), its verdict is the
     one-ID classifier's, and a repeat is a repeat of the trimmed ID."""
     from fhs_bulk.sheets import read
+    from fhs_bulk.validate import ids as compact
 
     monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)  # pyarrow and the bulk check, however short the sheet
+    monkeypatch.setattr(compact, "ODD_SHARE", 0)  # the IDs kept as digits, whatever the share of odd rows
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     p.write_text("fk_order_id\n" + "\n".join(ids) + "\n", encoding="utf-8")
     expected: dict[int, str] = {}
@@ -453,3 +463,7 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
     r = validate_sheet(p)
     assert {f.row: f.code for f in r.errors} == expected
     assert r.valid == len(ids) - len(expected)
+    # Each row's ID as validation leaves it (trimmed if that made it valid), made again from digits.
+    shown = [check_order_id(raw)[0] if row not in expected or expected[row] == "order-id-duplicate" else raw
+             for row, raw in enumerate(ids, start=2)]
+    assert [oid for _, part, _ in r.chunks(37) for oid in part] == r.order_ids() == shown

@@ -175,8 +175,9 @@ class ValidationReport:
     row_numbers: Any = None  # np.ndarray[int32]
     valid_mask: Any = None  # np.ndarray[bool]
     headers: list[str] = field(default_factory=list)
-    # (the sheet's ID column, indices of the data rows in it or None for every row, trimmed values by
-    # index): the IDs are only turned into Python strings when an upload asks for them.
+    # (the sheet's ID column, or its IDs kept compact (validate.ids); indices of the data rows in it or
+    # None for every row; trimmed values by index): the IDs only become Python strings when an upload
+    # asks for them.
     _ids: Any = field(default=None, repr=False)
 
     @property
@@ -222,9 +223,12 @@ class ValidationReport:
         import numpy as np
 
         from fhs_bulk.sheets.read import column_take
+        from fhs_bulk.validate.ids import CompactIds
 
         column, keep, overrides = self._ids
         idx = keep[start:stop] if keep is not None else np.arange(start, min(stop, self.rows))
+        if isinstance(column, CompactIds):
+            return column.texts(idx)
         ids = column_take(column, idx)
         if overrides:
             for pos, index in enumerate(idx.tolist()):
@@ -295,7 +299,9 @@ def validate_sheet(source: str | Path, *, check_name: bool = True) -> Validation
         report.sheet_error = _sheet_finding(err)
         return report
     report = validate_loaded(sheet, report, check_name=check_name)
-    if len(sheet) >= GIVE_BACK_ROWS:  # the reader's and the scan's temporaries, freed but still held
+    rows = len(sheet)
+    del sheet  # its columns (the report keeps what it needs) are freed before the allocators are asked
+    if rows >= GIVE_BACK_ROWS:  # the reader's and the scan's temporaries, freed but still held
         from fhs_bulk.heap import give_back
 
         give_back()
@@ -349,6 +355,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     import numpy as np
 
     from fhs_bulk.sheets.read import column_take
+    from fhs_bulk.validate.ids import CompactIds
 
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
@@ -431,7 +438,8 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     report.rows = rows
     report.row_numbers = row_numbers_all if keep is None else row_numbers_all[keep]
     report.valid_mask = ok_all if keep is None else ok_all[keep]
-    report._ids = (ids_all, keep, overrides)
+    compact = CompactIds.of(ids_all, digits, ok_all, nonblank, overrides)
+    report._ids = (compact, keep, {}) if compact is not None else (ids_all, keep, overrides)
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
     warnings[:0] = [Finding(None, None, "cells-outside-header", f"{sheet.source}: {note}", None, "warning")
