@@ -273,11 +273,13 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     Two passes over the sheet, a chunk of rows at a time: the first settles what the ledger already
     knows and plans the rest into batches; the second, after sending, fills in the answers.
     """
+    from fhs_bulk.heap import lean_arrow
     from fhs_bulk.validate.check import validate_sheet
 
     options = options or UploadOptions()
     options.check()
     started = time.monotonic()
+    lean_arrow()
     report = validate_sheet(sheet)
     if report.sheet_error is not None:
         raise SheetError(report.sheet_error.message, code=report.sheet_error.code, path=sheet)
