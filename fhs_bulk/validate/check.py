@@ -630,10 +630,15 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
     low = (1 << 20) - 1
     table = np.zeros(low + 1, dtype=bool)
     table[repeated & low] = True
-    low_bits = digits.astype(np.uint32)  # half the memory of the int64s, the bits the table needs
-    low_bits &= low
-    candidates = np.nonzero(table[low_bits] & ok)[0]
-    del low_bits
+    found: dict[int, np.ndarray] = {}
+
+    def search(start: int) -> None:  # a piece at a time, on both cores: small temporaries, no page faults
+        low_bits = digits[start:start + PIECE_ROWS].astype(np.uint32)  # the bits the table needs
+        low_bits &= low
+        found[start] = np.nonzero(table[low_bits] & ok[start:start + PIECE_ROWS])[0] + start
+
+    _on_both_cores(search, list(range(0, len(digits), PIECE_ROWS)))
+    candidates = np.concatenate([found[start] for start in sorted(found)])
     hits = candidates[np.isin(digits[candidates], repeated)]  # ascending: sheet order
     groups: dict[int, list[int]] = {}
     for p in hits.tolist():
