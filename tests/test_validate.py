@@ -447,6 +447,7 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)  # pyarrow and the bulk check, however short the sheet
     monkeypatch.setattr(compact, "ODD_SHARE", 0)  # the IDs kept as digits, whatever the share of odd rows
+    monkeypatch.setattr(compact, "TEXTS_AT_ONCE", 16)  # and made again in several pieces
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     p.write_text("fk_order_id\n" + "\n".join(ids) + "\n", encoding="utf-8")
     expected: dict[int, str] = {}

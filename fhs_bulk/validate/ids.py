@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 ODD_SHARE = 16  # kept as digits only when at most one data row in this many is not a valid ID
+TEXTS_AT_ONCE = 65_536  # IDs made at once (a 1.3 MB temporary)
 # "00" to "99" as the two bytes of one little-endian uint16 each, and "OD" likewise.
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint16)
 _OD = int(np.frombuffer(b"OD", dtype=np.uint16)[0])
@@ -70,7 +71,9 @@ class CompactIds:
         """The IDs of sheet rows ``idx`` (ascending)."""
         if len(idx) == 0:
             return []
-        out = id_texts(self.digits[idx])
+        out: list[str] = []
+        for start in range(0, len(idx), TEXTS_AT_ONCE):  # bounded temporaries, however many are asked
+            out += id_texts(self.digits[idx[start:start + TEXTS_AT_ONCE]])
         lo, hi = np.searchsorted(self.odd_at, [idx[0], idx[-1] + 1])
         if hi > lo:
             at = self.odd_at[lo:hi]
