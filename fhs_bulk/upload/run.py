@@ -290,7 +290,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                        f"{first.code}: {first.message}", code="strict")
     ledger, identity = session.ledger, session.identity
     ledger.index(identity)  # answers a run that died before indexing them
-    # Batches an earlier run planned but never saw answered: (key, body, orders), parsed once.
+    # Batches an earlier run planned but never saw answered: (key, orders); their bodies stay in the ledger.
     unanswered = ledger.pending_batches(identity)
     pending = [(key, len(ids)) for key, ids in unanswered]
     in_pending = {oid for _, ids in unanswered for oid in ids}
