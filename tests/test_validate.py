@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -16,6 +18,7 @@ from openpyxl import Workbook, load_workbook
 
 from fhs_bulk.cli import main
 from fhs_bulk.validate.check import CODES, check_order_id, validate_sheet
+from tests.conftest import SAMPLES
 
 GOOD = ["OD118034507542581000", "OD118034507542581001", "OD218034507542581002"]
 
@@ -468,3 +471,23 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
     shown = [check_order_id(raw)[0] if row not in expected or expected[row] == "order-id-duplicate" else raw
              for row, raw in enumerate(ids, start=2)]
     assert [oid for _, part, _ in r.chunks(37) for oid in part] == r.order_ids() == shown
+    # Read by Python's csv module instead, the sheet is checked row by row without numpy: the same report.
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 1 << 30)
+    small = validate_sheet(p)
+    assert isinstance(small.valid_mask, list)
+    assert small.as_dict() == r.as_dict() and small.order_ids() == shown
+    assert [rows for rows, _, _ in small.chunks(37)] == [rows for rows, _, _ in r.chunks(37)]
+
+
+def test_a_short_sheet_is_checked_without_numpy(tmp_path: Path) -> None:
+    """numpy's import takes longer than checking a night's few hundred rows: neither it nor pyarrow is
+    loaded to validate (or upload) a short sheet."""
+    code = ("import sys; from fhs_bulk.validate.check import validate_sheet; "
+            f"r = validate_sheet({str(SAMPLES / 'FK_ODS_ORDER_CREATE.csv')!r}); "
+            "print(r.rows, r.valid, len(r.errors), len(r.order_ids()), 'numpy' in sys.modules, "
+            "'pyarrow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows, valid, errors, ids, numpy, arrow = out.stdout.split()
+    assert int(rows) == int(ids) > int(valid) > 0 and int(errors) > 0
+    assert (numpy, arrow) == ("False", "False")

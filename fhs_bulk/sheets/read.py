@@ -33,8 +33,9 @@ HEADER_SEARCH_ROWS = 10
 class Sheet:
     """One worksheet as columns of text.
 
-    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i`` (int32:
-    half the memory of a million rows, and no sheet has 2**31 rows).
+    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i``: int32
+    (half the memory of a million rows, and no sheet has 2**31 rows), or a ``range`` from the general
+    CSV reader, whose rows are consecutive (a small sheet is read and validated without numpy).
     ``cell_kinds[col][i]`` is ``"number"``, ``"date"``, ``"bool"`` or ``"formula"`` for cells
     that were not plain text.
     """
@@ -43,7 +44,7 @@ class Sheet:
     name: str
     headers: list[str]
     columns: list[Any]  # per header: a pyarrow string array, or a list of str (see column_* below)
-    row_numbers: np.ndarray
+    row_numbers: np.ndarray | range
     header_row: int = 1
     worksheet: str | None = None
     cell_kinds: dict[int, dict[int, str]] = field(default_factory=dict)
@@ -176,8 +177,6 @@ def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, 
     """The general path for files pyarrow declines (ragged rows, CR-only line endings, huge lines):
     Python's csv module streaming the file into columns (no whole-file copy), a cell never longer
     than MAX_FIELD_BYTES."""
-    import numpy as np
-
     old_limit = csv.field_size_limit(guard.MAX_FIELD_BYTES)
     try:
         # CR-only files (old Mac exports) are read in universal-newline mode; others as csv wants.
@@ -194,7 +193,7 @@ def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, 
                     break
             h = find_header(head, header_names)
             if h < 0:
-                return Sheet(shown, sheet_name_of(shown), [], [], np.zeros(0, dtype=np.int32))
+                return Sheet(shown, sheet_name_of(shown), [], [], range(0))
             headers = [v.strip("\ufeff") for v in head[h]]
             width = len(headers)
             headless = [c for c, name in enumerate(headers) if not name.strip()]
@@ -242,7 +241,7 @@ def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, 
         notes.append("some rows have values to the right of the last header column; they are not read. "
                      "Give the column a header or delete the values.")
     return Sheet(source=shown, name=sheet_name_of(shown), headers=headers, columns=cols,
-                 row_numbers=np.arange(h + 2, h + 2 + last_filled, dtype=np.int32), header_row=h + 1, notes=notes)
+                 row_numbers=range(h + 2, h + 2 + last_filled), header_row=h + 1, notes=notes)
 
 
 def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) -> Sheet | None:

@@ -172,8 +172,8 @@ class ValidationReport:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     # Per data row (non-blank), in sheet order:
-    row_numbers: Any = None  # np.ndarray[int32]
-    valid_mask: Any = None  # np.ndarray[bool]
+    row_numbers: Any = None  # np.ndarray[int32] (a list for a short sheet, checked without numpy)
+    valid_mask: Any = None  # np.ndarray[bool] (likewise)
     headers: list[str] = field(default_factory=list)
     # (the sheet's ID column, or its IDs kept compact (validate.ids); indices of the data rows in it or
     # None for every row; trimmed values by index): the IDs only become Python strings when an upload
@@ -182,7 +182,9 @@ class ValidationReport:
 
     @property
     def valid(self) -> int:
-        return 0 if self.valid_mask is None else int(self.valid_mask.sum())
+        if self.valid_mask is None:
+            return 0
+        return self.valid_mask.count(True) if isinstance(self.valid_mask, list) else int(self.valid_mask.sum())
 
     @property
     def invalid(self) -> int:
@@ -215,17 +217,19 @@ class ValidationReport:
         if self._ids is None or self.row_numbers is None:
             return
         for start in range(0, self.rows, size):
-            yield (self.row_numbers[start:start + size].tolist(), self._order_ids(start, start + size),
-                   self.valid_mask[start:start + size].tolist())
+            yield (_plain(self.row_numbers[start:start + size]), self._order_ids(start, start + size),
+                   _plain(self.valid_mask[start:start + size]))
 
     def _order_ids(self, start: int, stop: int) -> list[str]:
         """The ID text of data rows ``start`` to ``stop`` (trimmed where it was trimmed)."""
+        column, keep, overrides = self._ids
+        if isinstance(column, list) and keep is None and not overrides:  # a short sheet, checked without numpy
+            return column[start:stop]
         import numpy as np
 
         from fhs_bulk.sheets.read import column_take
         from fhs_bulk.validate.ids import CompactIds
 
-        column, keep, overrides = self._ids
         idx = keep[start:stop] if keep is not None else np.arange(start, min(stop, self.rows))
         if isinstance(column, CompactIds):
             return column.texts(idx)
@@ -241,8 +245,8 @@ class ValidationReport:
         if self.valid_mask is None:
             return []
         ids = self.order_ids()
-        rows = self.row_numbers.tolist()
-        return [(rows[i], ids[i]) for i, ok in enumerate(self.valid_mask.tolist()) if ok]
+        rows = _plain(self.row_numbers)
+        return [(rows[i], ids[i]) for i, ok in enumerate(_plain(self.valid_mask)) if ok]
 
     def to_pandas(self) -> Any:
         """Every finding (sheet-level, errors, warnings) as a DataFrame: row, column, severity, code, message, value."""
@@ -281,6 +285,11 @@ class ValidationReport:
                 part = dump([f.as_dict() for f in findings[start:start + 10_000]])[1:-1]  # items, no brackets
                 out.write((", " if start else "") + part)
         out.write("]}\n")
+
+
+def _plain(values: Any) -> list[Any]:
+    """A per-row array as a list: a short sheet's already is one (it was checked without numpy)."""
+    return values if isinstance(values, list) else values.tolist()
 
 
 def _sheet_finding(err: SheetError) -> Finding:
@@ -350,13 +359,11 @@ def sheet_name_matches(name: str) -> tuple[bool, bool]:
     return (_NAME_VARIANT.fullmatch(name) is not None), True
 
 
+SMALL_ROWS = 5_000  # a sheet read as Python strings up to this long is checked without numpy (~35 ms to import)
+
+
 def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                     check_name: bool = True) -> ValidationReport:
-    import numpy as np
-
-    from fhs_bulk.sheets.read import column_take
-    from fhs_bulk.validate.ids import CompactIds
-
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
     report.headers = sheet.headers
@@ -376,6 +383,14 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     assert c_id is not None
     n = len(sheet)
     ids_all = sheet.columns[c_id]
+    if n <= SMALL_ROWS and all(isinstance(col, list) for col in sheet.columns):
+        return _validate_small(sheet, report, c_id, check_name and variant)
+
+    import numpy as np
+
+    from fhs_bulk.sheets.read import column_take
+    from fhs_bulk.validate.ids import CompactIds
+
     # Hot path, vectorised over the raw bytes: which rows hold a plainly valid ID, and its 18 digits.
     ok_all, digits = scan_order_ids(ids_all, n)
     id_kinds = sheet.cell_kinds.get(c_id, {})
@@ -394,7 +409,9 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     errors: list[Finding] = []
     warnings: list[Finding] = []
     untold = 0
-    row_numbers_all = sheet.row_numbers
+    numbers = sheet.row_numbers
+    row_numbers_all = np.arange(numbers.start, numbers.stop, dtype=np.int32) if isinstance(numbers, range) \
+        else numbers
     if len(slow):
         cols_slow = [column_take(c, slow) for c in sheet.columns]
         ids_slow = cols_slow[c_id]
@@ -440,11 +457,17 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     report.valid_mask = ok_all if keep is None else ok_all[keep]
     compact = CompactIds.of(ids_all, digits, ok_all, nonblank, overrides)
     report._ids = (compact, keep, {}) if compact is not None else (ids_all, keep, overrides)
+    return _findings(report, sheet, errors, warnings, untold, check_name and variant)
+
+
+def _findings(report: ValidationReport, sheet: Sheet, errors: list[Finding], warnings: list[Finding], untold: int,
+              variant: bool) -> ValidationReport:
+    """The findings in row order, the sheet-level warnings first, into the report."""
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
     warnings[:0] = [Finding(None, None, "cells-outside-header", f"{sheet.source}: {note}", None, "warning")
                     for note in sheet.notes]
-    if check_name and variant:
+    if variant:
         warnings.insert(0, Finding(None, None, "sheet-name-variant",
                                    f"{sheet.source}: the name '{shown(sheet.name)}' is read as "
                                    f"'{domain.ORDER_SHEET_NAME}' (the contract name followed by ' (N)' or a date); "
@@ -457,6 +480,82 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     report.errors = errors
     report.warnings = warnings
     return report
+
+
+_PLAIN_ID = re.compile(r"OD[0-9]{18}")
+
+
+def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: bool) -> ValidationReport:
+    """The checks of the vectorised path, row by row in Python, for a short sheet read as Python
+    strings: importing numpy would take longer than the whole sheet's checks. Same findings, same
+    order (a test holds both paths to it)."""
+    ids, numbers, columns = sheet.columns[c_id], sheet.row_numbers, sheet.columns
+    kinds = sheet.cell_kinds.get(c_id, {})
+    n = len(sheet)
+    ok = [False] * n
+    nonblank = [True] * n
+    shown_ids = list(ids)  # each row's ID as the upload sends it (trimmed where that made it valid)
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    untold = 0
+    for i, text in enumerate(ids):
+        kind = kinds.get(i)
+        if kind not in ("number", "formula") and _PLAIN_ID.fullmatch(text):
+            ok[i] = True
+            continue
+        if all(not col[i].strip() for col in columns):
+            nonblank[i] = False
+            continue
+        value, issues = check_order_id(text, kind)
+        if len(errors) >= MAX_FINDINGS:
+            if any(CODES[code][0] != "warning" for code, _ in issues):
+                untold += 1
+                continue
+            issues = []
+        has_error = False
+        for code, message in issues:
+            if CODES[code][0] == "warning":
+                warnings.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, code, message, cell_value(text),
+                                        "warning"))
+            else:
+                has_error = True
+                errors.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, code, message, cell_value(text)))
+        if not has_error:
+            ok[i] = True
+            shown_ids[i] = value
+    keep = [i for i in range(n) if nonblank[i]]
+    if not keep:
+        report.sheet_error = Finding(None, None, "no-data-rows",
+                                     f"{sheet.source}: the sheet has the header but no orders below it. Paste "
+                                     f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
+        return report
+    first: dict[str, int] = {}
+    for i in range(n):
+        if ok[i]:
+            value = shown_ids[i]
+            if value in first:
+                ok[i] = False
+                errors.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, "order-id-duplicate",
+                                      f"'{value}' is already on row {first[value]}; each order goes in once. "
+                                      "Delete this row.", value))
+            else:
+                first[value] = int(numbers[i])
+    for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
+        c = _find_column(sheet.headers, name)
+        if c is None:
+            continue
+        verdicts: dict[str, tuple[str, str] | None] = {}
+        for i in keep:
+            cell = columns[c][i]
+            verdict = verdicts[cell] if cell in verdicts else verdicts.setdefault(cell, judge(cell))
+            if verdict is not None:
+                ok[i] = False
+                errors.append(Finding(int(numbers[i]), sheet.headers[c], verdict[0], verdict[1], cell_value(cell)))
+    report.rows = len(keep)
+    report.row_numbers = [int(numbers[i]) for i in keep]
+    report.valid_mask = [ok[i] for i in keep]
+    report._ids = ([shown_ids[i] for i in keep], None, {})
+    return _findings(report, sheet, errors, warnings, untold, variant)
 
 
 def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
