@@ -14,15 +14,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fhs_bulk.errors import SheetError
 from fhs_bulk.sheets import guard
 from fhs_bulk.sheets.columns import column_number
 from fhs_bulk.sheets.ref import SheetRef
-
-if TYPE_CHECKING:
-    import numpy as np
 
 CSV_EXTENSIONS = {".csv", ".txt"}
 WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods", ".xlsb"}
@@ -33,9 +30,9 @@ HEADER_SEARCH_ROWS = 10
 class Sheet:
     """One worksheet as columns of text.
 
-    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i``: int32
-    (half the memory of a million rows, and no sheet has 2**31 rows), or a ``range`` from the general
-    CSV reader, whose rows are consecutive (a small sheet is read and validated without numpy).
+    ``row_numbers[i]`` is the spreadsheet row (1-based, as the user sees it) of record ``i``: records
+    are consecutive rows below the header, so a ``range`` (no memory per row, and no numpy for a small
+    sheet).
     ``cell_kinds[col][i]`` is ``"number"``, ``"date"``, ``"bool"`` or ``"formula"`` for cells
     that were not plain text.
     """
@@ -44,7 +41,7 @@ class Sheet:
     name: str
     headers: list[str]
     columns: list[Any]  # per header: a pyarrow string array, or a list of str (see column_* below)
-    row_numbers: np.ndarray | range
+    row_numbers: range
     header_row: int = 1
     worksheet: str | None = None
     cell_kinds: dict[int, dict[int, str]] = field(default_factory=dict)
@@ -251,7 +248,6 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
     pyarrow cannot take that way (ragged rows, blank lines in a multi-column file) returns None and
     goes through the general reader.
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -282,7 +278,7 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
         name=sheet_name_of(shown),
         headers=[h.strip("\ufeff") for h in headers],
         columns=[table.column(i) for i in range(table.num_columns)],
-        row_numbers=np.arange(2, table.num_rows + 2, dtype=np.int32),
+        row_numbers=range(2, table.num_rows + 2),
     )
 
 
@@ -451,11 +447,9 @@ def _sheet_from_rows(
     header_names: tuple[str, ...],
 ) -> Sheet:
     """The general path: a list of rows (any cell types) into a Sheet, keeping spreadsheet row numbers."""
-    import numpy as np
-
     h = find_header(rows, header_names)
     if h < 0:
-        return Sheet(shown, name, [], [], np.zeros(0, dtype=np.int32), worksheet=worksheet)
+        return Sheet(shown, name, [], [], range(0), worksheet=worksheet)
     header_cells = rows[h]
     headers = [cell_text(v)[0].strip("\ufeff") for v in header_cells]
     width = len(headers)
@@ -497,7 +491,7 @@ def _sheet_from_rows(
         name=name,
         headers=headers,
         columns=cols,
-        row_numbers=np.arange(h + 2, h + 2 + len(body), dtype=np.int32),
+        row_numbers=range(h + 2, h + 2 + len(body)),
         header_row=h + 1,
         worksheet=worksheet,
         cell_kinds=kinds,

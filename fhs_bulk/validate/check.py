@@ -172,7 +172,7 @@ class ValidationReport:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     # Per data row (non-blank), in sheet order:
-    row_numbers: Any = None  # np.ndarray[int32] (a list for a short sheet, checked without numpy)
+    row_numbers: Any = None  # a range (no blank rows), else np.ndarray[int32]; a list for a short sheet
     valid_mask: Any = None  # np.ndarray[bool] (likewise)
     headers: list[str] = field(default_factory=list)
     # (the sheet's ID column, or its IDs kept compact (validate.ids); indices of the data rows in it or
@@ -288,8 +288,11 @@ class ValidationReport:
 
 
 def _plain(values: Any) -> list[Any]:
-    """A per-row array as a list: a short sheet's already is one (it was checked without numpy)."""
-    return values if isinstance(values, list) else values.tolist()
+    """A per-row sequence as a list: a numpy array, a range of row numbers, or a list already (a short
+    sheet's, checked without numpy)."""
+    if isinstance(values, list):
+        return values
+    return list(values) if isinstance(values, range) else values.tolist()
 
 
 def _sheet_finding(err: SheetError) -> Finding:
@@ -409,9 +412,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     errors: list[Finding] = []
     warnings: list[Finding] = []
     untold = 0
-    numbers = sheet.row_numbers
-    row_numbers_all = np.arange(numbers.start, numbers.stop, dtype=np.int32) if isinstance(numbers, range) \
-        else numbers
+    row_numbers_all = sheet.row_numbers
     if len(slow):
         cols_slow = [column_take(c, slow) for c in sheet.columns]
         ids_slow = cols_slow[c_id]
@@ -453,7 +454,8 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     _check_optional_columns(sheet, nonblank, ok_all, errors)
 
     report.rows = rows
-    report.row_numbers = row_numbers_all if keep is None else row_numbers_all[keep]
+    # Consecutive rows stay a range; the non-blank ones of a sheet with blank rows, int32s.
+    report.row_numbers = row_numbers_all if keep is None else (keep + row_numbers_all.start).astype(np.int32)
     report.valid_mask = ok_all if keep is None else ok_all[keep]
     compact = CompactIds.of(ids_all, digits, ok_all, nonblank, overrides)
     report._ids = (compact, keep, {}) if compact is not None else (ids_all, keep, overrides)
@@ -705,7 +707,7 @@ def _sort_plain(digits: np.ndarray, ok: np.ndarray) -> Future[np.ndarray]:
 
 
 def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int], ok: np.ndarray,
-                     row_numbers: np.ndarray, errors: list[Finding]) -> None:
+                     row_numbers: range, errors: list[Finding]) -> None:
     """Later rows repeating an earlier row's ID become invalid: a sort of int64s, no string hashing.
 
     ``ordered`` is the plainly valid rows' digits sorted (-1 for the rest; a few ms per million): it
