@@ -420,22 +420,9 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
             if all(not col[j].strip() for col in cols_slow):
                 nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
                 continue
-            row = int(row_numbers_all[i])
-            value, issues = check_order_id(ids_slow[j], id_kinds.get(i))
-            has_error = False
-            if len(errors) >= MAX_FINDINGS:  # bounded memory: past the cap, only whether the row is valid
-                if any(CODES[code][0] != "warning" for code, _ in issues):
-                    untold += 1
-                    continue
-                issues = []
-            for code, message in issues:
-                if CODES[code][0] == "warning":
-                    warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(ids_slow[j]),
-                                            "warning"))
-                else:
-                    has_error = True
-                    errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(ids_slow[j])))
-            if not has_error:  # valid once trimmed
+            value, untold_row = _explain(ids_slow[j], id_kinds.get(i), int(row_numbers_all[i]), errors, warnings)
+            untold += untold_row
+            if value is not None:  # valid once trimmed
                 overrides[i] = value
                 ok_all[i] = True
                 digits[i] = int(value[2:])
@@ -487,6 +474,26 @@ def _findings(report: ValidationReport, sheet: Sheet, errors: list[Finding], war
 _PLAIN_ID = re.compile(r"OD[0-9]{18}")
 
 
+def _explain(text: str, kind: str | None, row: int, errors: list[Finding], warnings: list[Finding]
+             ) -> tuple[str | None, bool]:
+    """The findings of one ID that is not plainly valid, into ``errors`` and ``warnings``: (the ID as
+    sent, trimmed, if it is valid, else None; whether it was invalid past MAX_FINDINGS and left untold,
+    which keeps a sheet of garbage in bounded memory)."""
+    value, issues = check_order_id(text, kind)
+    if len(errors) >= MAX_FINDINGS:
+        if any(CODES[code][0] != "warning" for code, _ in issues):
+            return None, True
+        issues = []
+    valid = True
+    for code, message in issues:
+        if CODES[code][0] == "warning":
+            warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text), "warning"))
+        else:
+            valid = False
+            errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text)))
+    return (value if valid else None), False
+
+
 def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: bool) -> ValidationReport:
     """The checks of the vectorised path, row by row in Python, for a short sheet read as Python
     strings: importing numpy would take longer than the whole sheet's checks. Same findings, same
@@ -508,21 +515,9 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
         if all(not col[i].strip() for col in columns):
             nonblank[i] = False
             continue
-        value, issues = check_order_id(text, kind)
-        if len(errors) >= MAX_FINDINGS:
-            if any(CODES[code][0] != "warning" for code, _ in issues):
-                untold += 1
-                continue
-            issues = []
-        has_error = False
-        for code, message in issues:
-            if CODES[code][0] == "warning":
-                warnings.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, code, message, cell_value(text),
-                                        "warning"))
-            else:
-                has_error = True
-                errors.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, code, message, cell_value(text)))
-        if not has_error:
+        value, untold_row = _explain(text, kind, int(numbers[i]), errors, warnings)
+        untold += untold_row
+        if value is not None:
             ok[i] = True
             shown_ids[i] = value
     keep = [i for i in range(n) if nonblank[i]]
@@ -537,9 +532,7 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
             value = shown_ids[i]
             if value in first:
                 ok[i] = False
-                errors.append(Finding(int(numbers[i]), domain.ORDER_ID_COLUMN, "order-id-duplicate",
-                                      f"'{value}' is already on row {first[value]}; each order goes in once. "
-                                      "Delete this row.", value))
+                errors.append(_repeat(int(numbers[i]), value, first[value]))
             else:
                 first[value] = int(numbers[i])
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
@@ -749,9 +742,12 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
         value = f"OD{key:018d}"
         for i in rows[1:]:
             ok[i] = False
-            errors.append(Finding(int(row_numbers[i]), domain.ORDER_ID_COLUMN, "order-id-duplicate",
-                                  f"'{value}' is already on row {first}; each order goes in once. Delete this row.",
-                                  value))
+            errors.append(_repeat(int(row_numbers[i]), value, first))
+
+
+def _repeat(row: int, value: str, first: int) -> Finding:
+    return Finding(row, domain.ORDER_ID_COLUMN, "order-id-duplicate",
+                   f"'{value}' is already on row {first}; each order goes in once. Delete this row.", value)
 
 
 def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, errors: list[Finding]) -> None:
