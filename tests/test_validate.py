@@ -479,11 +479,12 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
     assert [rows for rows, _, _ in small.chunks(37)] == [rows for rows, _, _ in r.chunks(37)]
 
 
-def test_a_short_sheet_is_checked_without_numpy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sample", ["FK_ODS_ORDER_CREATE.csv", "FK_ODS_ORDER_CREATE.xlsx"])
+def test_a_short_sheet_is_checked_without_numpy(sample: str) -> None:
     """numpy's import takes longer than checking a night's few hundred rows: neither it nor pyarrow is
-    loaded to validate (or upload) a short sheet."""
+    loaded to validate (or upload) a short sheet, CSV or workbook."""
     code = ("import sys; from fhs_bulk.validate.check import validate_sheet; "
-            f"r = validate_sheet({str(SAMPLES / 'FK_ODS_ORDER_CREATE.csv')!r}); "
+            f"r = validate_sheet({str(SAMPLES / sample)!r}); "
             "print(r.rows, r.valid, len(r.errors), len(r.order_ids()), 'numpy' in sys.modules, "
             "'pyarrow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,6 +8,7 @@ python-calamine, and every cell comes out as a string. Cells that were not text 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import re
@@ -339,8 +340,8 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts:
     from python_calamine import CalamineWorkbook
 
     is_xlsx = path.suffix.lower() in {".xlsx", ".xlsm"}
-    # calamine parses without the GIL: meanwhile a thread imports numpy (~35 ms, needed next) and, for
-    # xlsx, scans for formulas (unzip + search).
+    # calamine parses without the GIL: meanwhile a thread imports numpy for a large workbook (~35 ms,
+    # needed next) and, for xlsx, scans for formulas (unzip + search).
     pool = ThreadPoolExecutor(max_workers=1)
     formulas_future = pool.submit(_meanwhile, path, parts, is_xlsx)
     try:
@@ -364,9 +365,13 @@ def _read_workbook(path: Path, shown: str, header_names: tuple[str, ...], parts:
     return _sheet_from_rows(rows, shown, sheet_name_of(shown), worksheet, formulas_future.result(), header_names)
 
 
-def _meanwhile(path: Path, parts: dict[str, bytes], is_xlsx: bool) -> dict[tuple[int, int], bool]:
-    import numpy  # noqa: F401  (imported while calamine parses; the rows become numpy arrays next)
+NUMPY_AHEAD_BYTES = 256 * 1024  # a workbook this large likely has more rows than validation checks without numpy
 
+
+def _meanwhile(path: Path, parts: dict[str, bytes], is_xlsx: bool) -> dict[tuple[int, int], bool]:
+    with contextlib.suppress(OSError):
+        if path.stat().st_size >= NUMPY_AHEAD_BYTES:  # a short sheet is checked without numpy: not imported
+            import numpy  # noqa: F401  (imported while calamine parses; validation needs it next)
     return _xlsx_formula_cells(path, parts) if is_xlsx else {}
 
 
