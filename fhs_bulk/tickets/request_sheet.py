@@ -26,7 +26,7 @@ def read_requests(path: str, fields: Sequence[str], columns: Mapping[str, Sequen
         raise SheetError(f"{path}: no {key_name} column; see the README for the request sheet's columns.",
                          code="header-missing", path=path)
     out = []
-    for i, row in enumerate(list(sheet.row_numbers)):
+    for i, row in enumerate(sheet.row_numbers):
         values = {fld: cols[fld][i] if fld in cols else "" for fld in fields}
         if any(v.strip() for v in values.values()):
             out.append((row, values))

@@ -53,7 +53,8 @@ class CompactIds:
     def of(cls, column: Any, digits: np.ndarray, ok: np.ndarray, nonblank: np.ndarray,
            overrides: dict[int, str]) -> CompactIds | None:
         """From validation's arrays (``digits`` is kept, not copied); None when the sheet's column is
-        cheaper kept as it is: a short sheet read as Python strings, or one of mostly odd rows."""
+        cheaper kept as it is: one read as Python strings (its rows are those strings), or one of mostly
+        odd rows."""
         from fhs_bulk.sheets.read import column_take
 
         if isinstance(column, list):
