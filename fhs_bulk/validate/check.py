@@ -432,9 +432,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     keep = np.nonzero(nonblank)[0] if blanks else None
     rows = n if keep is None else len(keep)
     if rows == 0:
-        report.sheet_error = Finding(None, None, "no-data-rows",
-                                     f"{sheet.source}: the sheet has the header but no orders below it. Paste "
-                                     f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
+        report.sheet_error = _no_data_rows(sheet.source)
         return report
 
     _find_duplicates(plain.result(), digits, trimmed, ok_all, row_numbers_all, errors)
@@ -447,6 +445,11 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     compact = CompactIds.of(ids_all, digits, ok_all, nonblank, overrides)
     report._ids = (compact, keep, {}) if compact is not None else (ids_all, keep, overrides)
     return _findings(report, sheet, errors, warnings, untold, check_name and variant)
+
+
+def _no_data_rows(source: str) -> Finding:
+    return Finding(None, None, "no-data-rows", f"{source}: the sheet has the header but no orders below it. Paste "
+                   f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
 
 
 def _findings(report: ValidationReport, sheet: Sheet, errors: list[Finding], warnings: list[Finding], untold: int,
@@ -522,9 +525,7 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
             shown_ids[i] = value
     keep = [i for i in range(n) if nonblank[i]]
     if not keep:
-        report.sheet_error = Finding(None, None, "no-data-rows",
-                                     f"{sheet.source}: the sheet has the header but no orders below it. Paste "
-                                     f"the order IDs under '{domain.ORDER_ID_COLUMN}'.", None, "sheet")
+        report.sheet_error = _no_data_rows(sheet.source)
         return report
     first: dict[str, int] = {}
     for i in range(n):
@@ -535,17 +536,7 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
                 errors.append(_repeat(int(numbers[i]), value, first[value]))
             else:
                 first[value] = int(numbers[i])
-    for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
-        c = _find_column(sheet.headers, name)
-        if c is None:
-            continue
-        verdicts: dict[str, tuple[str, str] | None] = {}
-        for i in keep:
-            cell = columns[c][i]
-            verdict = verdicts[cell] if cell in verdicts else verdicts.setdefault(cell, judge(cell))
-            if verdict is not None:
-                ok[i] = False
-                errors.append(Finding(int(numbers[i]), sheet.headers[c], verdict[0], verdict[1], cell_value(cell)))
+    _check_optional_columns(sheet, nonblank, ok, errors)
     report.rows = len(keep)
     report.row_numbers = [int(numbers[i]) for i in keep]
     report.valid_mask = [ok[i] for i in keep]
@@ -750,40 +741,48 @@ def _repeat(row: int, value: str, first: int) -> Finding:
                    f"'{value}' is already on row {first}; each order goes in once. Delete this row.", value)
 
 
-def _check_optional_columns(sheet: Sheet, nonblank: np.ndarray, ok: np.ndarray, errors: list[Finding]) -> None:
-    """FSN and service, when the sheet has those columns: judged once per distinct value, not per row."""
-    import numpy as np
-
+def _check_optional_columns(sheet: Sheet, nonblank: Any, ok: Any, errors: list[Finding]) -> None:
+    """FSN and service, when the sheet has those columns: judged once per distinct value, not per row.
+    ``nonblank`` and ``ok`` per sheet row: numpy arrays, or lists for a short sheet checked without numpy."""
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
         c = _find_column(sheet.headers, name)
         if c is None:
             continue
-        uniques, codes = _factorize(sheet.columns[c])
-        verdicts = [judge(v) for v in uniques]
-        bad = np.array([v is not None for v in verdicts], dtype=bool)
-        if not bad.any():
+        column = sheet.columns[c]
+        if not isinstance(column, list):
+            _check_arrow_column(sheet, c, judge, nonblank, ok, errors)
             continue
-        for i in np.nonzero(bad[codes] & nonblank)[0].tolist():
-            code, message = verdicts[codes[i]]
-            ok[i] = False
-            errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
-                                  cell_value(uniques[codes[i]])))
+        flags = nonblank if isinstance(nonblank, list) else nonblank.tolist()
+        verdicts: dict[str, tuple[str, str] | None] = {}
+        for i, cell in enumerate(column):
+            if flags[i]:
+                verdict = verdicts[cell] if cell in verdicts else verdicts.setdefault(cell, judge(cell))
+                if verdict is not None:
+                    ok[i] = False
+                    errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], verdict[0], verdict[1],
+                                          cell_value(cell)))
 
 
-def _factorize(col: Any) -> tuple[list[str], np.ndarray]:
+def _check_arrow_column(sheet: Sheet, c: int, judge: Callable[[str], tuple[str, str] | None], nonblank: np.ndarray,
+                        ok: np.ndarray, errors: list[Finding]) -> None:
+    """One optional column read by pyarrow: its distinct values judged, the bad rows found at once."""
     import numpy as np
-
-    if isinstance(col, list):
-        index: dict[str, int] = {}
-        codes = np.fromiter((index.setdefault(v, len(index)) for v in col), dtype=np.int64, count=len(col))
-        return list(index), codes
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    encoded = pc.dictionary_encode(col)
-    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False)
+    col = sheet.columns[c]
+    encoded = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    uniques: list[str] = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    verdicts = [judge(v) for v in uniques]
+    bad = np.array([v is not None for v in verdicts], dtype=bool)
+    if not bad.any():
+        return
+    for i in np.nonzero(bad[codes] & nonblank)[0].tolist():
+        code, message = verdicts[codes[i]]
+        ok[i] = False
+        errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
+                              cell_value(uniques[codes[i]])))
 
 
 def _find_column(headers: Iterable[str], name: str) -> int | None:
