@@ -163,6 +163,41 @@ def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
         assert again.sent == 0 and again.counts["already-registered"] == 2000
 
 
+def test_a_long_csv_uploaded_as_it_is_read(srms_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload checks a long CSV a block at a time (its memory stays flat): each row's result is what
+    it is when the sheet is read whole; invalid rows, repeats and rows past a blank one included."""
+    import fhs_bulk
+    from fhs_bulk.sheets import read
+    from fhs_bulk.srms.mock import catalogue
+
+    cat_rows = list(catalogue.generate(300, seed=9, non_ods_every=0, ineligible_every=0))
+    srv = srms_factory(catalogue=catalogue.write(tmp_path / "catalogue.csv", cat_rows))
+    ids = [r["fk_order_id"] for r in cat_rows]
+    cells = [*ids[:150], "", ids[3], f" {ids[150]} ", ids[151].lower(), *ids[152:]]
+    sheet = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    sheet.write_text("fk_order_id\n" + "\n".join(cells) + "\n")
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    monkeypatch.setattr(read, "BLOCK_BYTES", 512)
+    blocks: list[int] = []
+    iterate = read.CsvBlocks.__iter__
+    monkeypatch.setattr(read.CsvBlocks, "__iter__",
+                        lambda self: (yield from ((blocks.append(1), b)[1] for b in iterate(self))))
+    with fhs_bulk.Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
+        result = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv")
+    assert len(blocks) > 10  # read in blocks, not whole
+    assert result.counts["registered"] == 299 and result.sent == 299
+    rows = {x.row: x for x in result.rows}
+    assert len(rows) == 301 and 152 not in rows  # the blank row is no order
+    assert (rows[153].status, rows[153].code) == ("invalid", "order-id-duplicate")
+    assert rows[154].fk_order_id == ids[150] and rows[154].status == "registered"
+    assert (rows[155].status, rows[155].code) == ("invalid", "order-id-lowercase")
+    server = dict(sqlite3.connect(srv.db).execute("SELECT fk_order_id, reference_id FROM tickets"))
+    assert sorted(server) == sorted(ids[:151] + ids[152:])
+    assert all(x.reference_id == server[x.fk_order_id] for x in result.rows if x.status == "registered")
+
+
 def test_result_rows_read_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Results kept as compressed chunks (past a few rows, in a temporary file) read back exactly, in
     order, whichever way they are read; the CSV lines come defused."""

@@ -492,3 +492,69 @@ def test_a_short_sheet_is_checked_without_numpy(sample: str) -> None:
     rows, valid, errors, ids, numpy, arrow = out.stdout.split()
     assert int(rows) == int(ids) > int(valid) > 0 and int(errors) > 0
     assert (numpy, arrow) == ("False", "False")
+
+
+_BASE = 118034507542581000
+# Long enough for many 64-byte blocks: repeats (plain and trimmed) across blocks, blank rows between
+# and after, lower case, a short ID, bad FSNs and services in several blocks, a cell with a line break.
+_STREAMED = [
+    "fk_order_id,fsn,service,remarks\n" + "".join(
+        f"OD{_BASE + i:018d},ODSX{i % 3},{'SP AC' if i % 7 else 'Geyzer'},r{i}\n"
+        for i in range(60)) + f"OD{_BASE + 3:018d},ODSX,SP AC,again\n"
+    + f" OD{_BASE + 5:018d} ,XYZ,SP AC,\"two\nlines\"\n,,,\nod{_BASE + 70:018d},ODS1,Geyser,\n"
+    + f"OD{_BASE + 71:018d},,SP AC,\nOD123,ODS1,SP AC,\n,,,\n,,,\n",
+    "fk_order_id\n" + "".join(f"OD{_BASE + i % 40:018d}\n" for i in range(90)) + "\n\n"
+    + f"  OD{_BASE + 1:018d}\t\nOD{_BASE + 99:018d}\n\n",
+    "fk_order_id\n" + "".join(f"x{i}\n" if i % 2 else f"OD{_BASE + i:018d}\n" for i in range(80)),
+]
+
+
+@pytest.mark.parametrize("text", _STREAMED)
+@pytest.mark.parametrize("block", [64, 1 << 20])
+def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, block: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload checks a long CSV a block at a time as pyarrow reads it: the same findings in the
+    same order, the same rows, validity and IDs as the sheet read whole, however the blocks fall."""
+    from fhs_bulk.sheets import read
+    from fhs_bulk.validate import check
+
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    whole = validate_sheet(p)
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    monkeypatch.setattr(read, "BLOCK_BYTES", block)
+    monkeypatch.setattr(check, "ODD_AS_TEXT", 3)  # a block's many invalid IDs kept as arrow text
+    blocks = []
+    iterate = read.CsvBlocks.__iter__
+    monkeypatch.setattr(read.CsvBlocks, "__iter__", lambda self: (blocks.append(1), (yield from iterate(self)))[1])
+    lean = validate_sheet(p, lean=True)
+    assert len(blocks) == 1 and (block > 64 or isinstance(lean.row_numbers, type(whole.row_numbers)))
+    assert lean.as_dict() == whole.as_dict() and lean.errors  # every shape above has findings
+    assert list(lean.row_numbers) == list(whole.row_numbers)
+    assert list(lean.valid_mask) == list(whole.valid_mask)
+    assert lean.order_ids() == whole.order_ids()
+    for size in (1, 7):
+        assert [oid for _, part, _ in lean.chunks(size) for oid in part] == whole.order_ids()
+
+
+def test_a_csv_pyarrow_gives_up_on_part_way_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ragged row after the first blocks: the rows already checked are dropped and the file read
+    again whole (the general reader copes); a byte that is not UTF-8 part way is the encoding error,
+    naming its line, as when read whole."""
+    from fhs_bulk.sheets import read
+
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    monkeypatch.setattr(read, "BLOCK_BYTES", 64)
+    ids = [f"OD{_BASE + i:018d}" for i in range(40)]
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id,fsn\n" + "".join(f"{oid},ODS1\n" for oid in ids) + f"{ids[0]},ODS1,extra\n")
+    lean, whole = validate_sheet(p, lean=True), validate_sheet(p)
+    assert lean.as_dict() == whole.as_dict() and lean.rows == 41 and codes(lean) == ["order-id-duplicate"]
+    assert lean.order_ids() == whole.order_ids() == [*ids, ids[0]]
+    assert [f.code for f in lean.warnings] == ["cells-outside-header"]
+    p.write_bytes(("fk_order_id\n" + "".join(f"{oid}\n" for oid in ids)).encode() + b"caf\xe9\n")
+    lean = validate_sheet(p, lean=True)
+    assert lean.sheet_error is not None and lean.sheet_error.code == "sheet-encoding"
+    assert "line 42" in lean.sheet_error.message and lean.as_dict() == validate_sheet(p).as_dict()

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -144,6 +145,22 @@ SMALL_CSV_BYTES = 32 * 1024  # below this a CSV goes through Python's csv module
 
 
 def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
+    head, header_line, delimiter = _csv_head(path, shown)
+    if header_line is None:
+        return _read_csv_general(path, shown, header_names, cr_only=True)  # old Mac exports: CR ends a line
+    if len(head) <= SMALL_CSV_BYTES:  # head is the whole file
+        # A small sheet (a night's few hundred orders) reads faster than pyarrow imports (~40 ms).
+        return _read_csv_general(path, shown, header_names, delimiter=delimiter)
+    if header_line.strip(delimiter + " ") and (not header_names or all(h in header_line for h in header_names)):
+        sheet = _read_csv_arrow(path, shown, header_line, delimiter)
+        if sheet is not None:
+            return sheet
+    return _read_csv_general(path, shown, header_names, delimiter=delimiter)
+
+
+def _csv_head(path: Path, shown: str) -> tuple[bytes, str | None, str]:
+    """(the file's first 64 KiB, checked; its header line, or None for a file whose lines end in CR
+    alone; the delimiter)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(65536)
@@ -153,21 +170,68 @@ def _read_csv(path: Path, shown: str, header_names: tuple[str, ...]) -> Sheet:
     first_nl = head.find(b"\n")
     first_cr = head.find(b"\r")
     if first_cr >= 0 and (first_nl < 0 or first_cr < first_nl) and head[first_cr + 1:first_cr + 2] != b"\n":
-        return _read_csv_general(path, shown, header_names, cr_only=True)  # old Mac exports: CR ends a line
+        return head, None, ","
     line = head[: first_nl if first_nl >= 0 else len(head)]
     try:
         header_line = line.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as exc:
         raise _encoding_error(shown, head, exc) from exc
-    delimiter = sniff_delimiter(header_line)
-    if len(head) <= SMALL_CSV_BYTES:  # head is the whole file
-        # A small sheet (a night's few hundred orders) reads faster than pyarrow imports (~40 ms).
-        return _read_csv_general(path, shown, header_names, delimiter=delimiter)
-    if header_line.strip(delimiter + " ") and (not header_names or all(h in header_line for h in header_names)):
-        sheet = _read_csv_arrow(path, shown, header_line, delimiter)
-        if sheet is not None:
-            return sheet
-    return _read_csv_general(path, shown, header_names, delimiter=delimiter)
+    return head, header_line, sniff_delimiter(header_line)
+
+
+STREAM_BYTES = 8 << 20  # a CSV this large may be read a block at a time (an upload asks: its memory stays flat)
+BLOCK_BYTES = 4 << 20  # bytes of the file per block (~190,000 one-column rows)
+
+
+class IrregularCsv(Exception):
+    """pyarrow declined a block of a CSV read in blocks (ragged rows, say): read it whole instead."""
+
+
+@dataclass
+class CsvBlocks:
+    """A long CSV read a block of rows at a time: ``sheet`` is its header (no rows; records are
+    consecutive rows from row 2 on, as in a sheet read whole), and iterating gives each block's
+    columns, pyarrow string arrays. Iterating raises IrregularCsv where pyarrow gives up on a file
+    the general reader takes (nothing is lost: the caller reads the file again, whole), SheetError
+    for one that is not UTF-8."""
+
+    sheet: Sheet
+    path: Path
+    delimiter: str
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        names = [f"c{i}" for i in range(len(self.sheet.headers))]
+        try:
+            reader = pacsv.open_csv(self.path, **_arrow_csv_options(self.path, names, self.delimiter, BLOCK_BYTES))
+            for batch in reader:
+                yield list(batch.columns)
+        except pa.ArrowInvalid as exc:
+            _raise_if_not_utf8(self.path, self.sheet.source, exc)
+            raise IrregularCsv(str(exc)) from None
+
+
+def csv_blocks(source: str | Path) -> CsvBlocks | None:
+    """The CSV at ``source`` to read in blocks, or None where reading it whole is as good or the only
+    way (short files, workbooks, Google Sheets, CR-only line endings, no header on the first line):
+    ``read_sheet`` then reads it, with every check it makes."""
+    shown = str(source)
+    path = Path(source)
+    if SheetRef.parse(shown).google is not None or path.suffix.lower() not in CSV_EXTENSIONS:
+        return None
+    try:
+        if not path.is_file() or path.stat().st_size < max(STREAM_BYTES, SMALL_CSV_BYTES + 1):
+            return None
+    except OSError:
+        return None
+    guard.check_csv_size(guard.check_regular_file(path, shown), shown)
+    _, header_line, delimiter = _csv_head(path, shown)
+    if header_line is None or not header_line.strip(delimiter + " "):
+        return None
+    headers = [h.strip("\ufeff") for h in next(csv.reader([header_line], delimiter=delimiter))]
+    return CsvBlocks(Sheet(shown, sheet_name_of(shown), headers, [], range(2, 2)), path, delimiter)
 
 
 def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, delimiter: str | None = None,
@@ -255,24 +319,9 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
     headers = next(csv.reader([header_line], delimiter=delimiter))
     names = [f"c{i}" for i in range(len(headers))]
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=4 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=_has_quote(path),
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = pacsv.read_csv(path, **_arrow_csv_options(path, names, delimiter, 4 << 20))
     except pa.ArrowInvalid as exc:
-        if "utf8" in str(exc).lower():
-            data = _read_bytes(path, shown)
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as uexc:
-                raise _encoding_error(shown, data, uexc) from uexc
+        _raise_if_not_utf8(path, shown, exc)
         return None  # ragged rows and other irregular files: the general reader copes
     return Sheet(
         source=shown,
@@ -281,6 +330,31 @@ def _read_csv_arrow(path: Path, shown: str, header_line: str, delimiter: str) ->
         columns=[table.column(i) for i in range(table.num_columns)],
         row_numbers=range(2, table.num_rows + 2),
     )
+
+
+def _arrow_csv_options(path: Path, names: list[str], delimiter: str, block_bytes: int) -> dict[str, Any]:
+    """pyarrow's CSV options for an order sheet: every column text, empty cells empty (not null), empty
+    lines kept (record i is row i + 2), the header line skipped."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return {
+        "read_options": pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=block_bytes),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=_has_quote(path),
+                                            ignore_empty_lines=False),
+        "convert_options": pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+    }
+
+
+def _raise_if_not_utf8(path: Path, shown: str, exc: Exception) -> None:
+    """The encoding error naming the line, when pyarrow gave up because the file is not UTF-8."""
+    if "utf8" in str(exc).lower():
+        data = _read_bytes(path, shown)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise _encoding_error(shown, data, uexc) from uexc
 
 
 def _has_quote(path: Path) -> bool:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from fhs_bulk.sheets.read import Sheet
+    from fhs_bulk.sheets.read import CsvBlocks, Sheet
 
 ORDER_ID_PATTERN = domain.ORDER_ID_PATTERN
 MAX_FINDINGS = 100_000  # row findings kept in detail; past this a sheet of garbage stays in bounded memory
@@ -299,13 +299,24 @@ def _sheet_finding(err: SheetError) -> Finding:
     return Finding(None, None, err.code, err.message, None, "sheet")
 
 
-def validate_sheet(source: str | Path, *, check_name: bool = True) -> ValidationReport:
-    """Read and validate an order sheet. Sheet-level problems land in ``report.sheet_error``."""
+def validate_sheet(source: str | Path, *, check_name: bool = True, lean: bool = False) -> ValidationReport:
+    """Read and validate an order sheet. Sheet-level problems land in ``report.sheet_error``.
+
+    ``lean``: a long CSV is read and checked a block of rows at a time, so memory stays near what the
+    report keeps (~10 bytes a row) instead of the whole file's columns; the same report, a little
+    slower (pyarrow reads blocks on one core). An upload asks for it; a file pyarrow cannot read in
+    blocks is read whole."""
     from fhs_bulk.sheets import read as sheets
 
     source = str(source)
     report = ValidationReport(source=source, sheet_name=sheets.sheet_name_of(source))
     try:
+        blocks = sheets.csv_blocks(source) if lean else None
+        if blocks is not None:
+            streamed = _validate_blocks(blocks, report, check_name)
+            if streamed is not None:
+                return _given_back(streamed, streamed.rows)
+            report = ValidationReport(source=source, sheet_name=report.sheet_name)
         sheet = sheets.read_sheet(source)
     except SheetError as err:
         report.sheet_error = _sheet_finding(err)
@@ -313,11 +324,32 @@ def validate_sheet(source: str | Path, *, check_name: bool = True) -> Validation
     report = validate_loaded(sheet, report, check_name=check_name)
     rows = len(sheet)
     del sheet  # its columns (the report keeps what it needs) are freed before the allocators are asked
+    return _given_back(report, rows)
+
+
+def _given_back(report: ValidationReport, rows: int) -> ValidationReport:
     if rows >= GIVE_BACK_ROWS:  # the reader's and the scan's temporaries, freed but still held
         from fhs_bulk.heap import give_back
 
         give_back()
     return report
+
+
+def _validate_blocks(blocks: CsvBlocks, report: ValidationReport, check_name: bool) -> ValidationReport | None:
+    """A long CSV checked as it is read, a block at a time; None if pyarrow gave up on it part way."""
+    from fhs_bulk.sheets.read import IrregularCsv
+
+    sheet = blocks.sheet
+    early = _sheet_problem(sheet, report, check_name)
+    if early is not None:
+        return early
+    rows = _Rows(sheet, whole=False)
+    try:
+        for columns in blocks:
+            rows.add(columns)
+    except IrregularCsv:
+        return None
+    return rows.finish(report, check_name and sheet_name_matches(sheet.name)[1])
 
 
 GIVE_BACK_ROWS = 100_000
@@ -369,9 +401,52 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
                     check_name: bool = True) -> ValidationReport:
     if report is None:
         report = ValidationReport(source=sheet.source, sheet_name=sheet.name)
+    early = _sheet_problem(sheet, report, check_name)
+    if early is not None:
+        return early
+    variant = check_name and sheet_name_matches(sheet.name)[1]
+    c_id = sheet.column_index(domain.ORDER_ID_COLUMN)
+    assert c_id is not None
+    if len(sheet) <= SMALL_ROWS and all(isinstance(col, list) for col in sheet.columns):
+        return _validate_small(sheet, report, c_id, variant)
+    rows = _Rows(sheet, whole=True)
+    rows.add(sheet.columns)
+    return rows.finish(report, variant)
+
+
+ODD_AS_TEXT = 10_000  # a block's invalid IDs kept as Python strings up to this many, past it as arrow text
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The blocks' arrays as one (emptying ``parts``, so each block's copy goes as soon as it is joined)."""
+    import numpy as np
+
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    parts.clear()
+    return joined
+
+
+def _arrow_take(col: Any, idx: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    return col.take(pa.array(idx, type=pa.int64()))
+
+
+def _joined_texts(parts: list[Any]) -> Any:
+    """The blocks' odd texts as one list, or one pyarrow array when a block had many (a sheet of
+    garbage keeps arrow's compact text, not millions of Python strings)."""
+    if all(isinstance(part, list) for part in parts):
+        return [text for part in parts for text in part]
+    import pyarrow as pa
+
+    return pa.chunked_array([pa.array(part, type=pa.string()) if isinstance(part, list) else part
+                             for part in parts], type=pa.string())
+
+
+def _sheet_problem(sheet: Sheet, report: ValidationReport, check_name: bool) -> ValidationReport | None:
+    """The report, with its sheet-level error, when the sheet's name or header rules it out."""
     report.headers = sheet.headers
-    name_ok, variant = sheet_name_matches(sheet.name)
-    if check_name and not name_ok:
+    if check_name and not sheet_name_matches(sheet.name)[0]:
         report.sheet_error = Finding(
             None, None, "sheet-name",
             f"{sheet.source}: the spreadsheet is named '{shown(sheet.name)}'; SRMS bulk registration requires "
@@ -382,69 +457,116 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     if problem:
         report.sheet_error = problem
         return report
-    c_id = sheet.column_index(domain.ORDER_ID_COLUMN)
-    assert c_id is not None
-    n = len(sheet)
-    ids_all = sheet.columns[c_id]
-    if n <= SMALL_ROWS and all(isinstance(col, list) for col in sheet.columns):
-        return _validate_small(sheet, report, c_id, check_name and variant)
+    return None
 
-    import numpy as np
 
-    from fhs_bulk.sheets.read import column_take
-    from fhs_bulk.validate.ids import CompactIds
+class _Rows:
+    """The vectorised checks of a long sheet, a block of rows at a time: a sheet read whole is one
+    block; a CSV read in blocks keeps only each row's digits, validity and non-blankness (10 bytes)
+    and the odd rows' text between blocks. Findings come out as for one block: the IDs' findings,
+    then the repeats, then the FSN and service findings, in row order."""
 
-    # Hot path, vectorised over the raw bytes: which rows hold a plainly valid ID, and its 18 digits.
-    ok_all, digits = scan_order_ids(ids_all, n)
-    id_kinds = sheet.cell_kinds.get(c_id, {})
-    for i, kind in id_kinds.items():
-        if kind in ("number", "formula"):
-            ok_all[i] = False
+    def __init__(self, sheet: Sheet, *, whole: bool) -> None:
+        self.sheet, self.whole = sheet, whole
+        self.c_id = sheet.headers.index(domain.ORDER_ID_COLUMN)
+        self.kinds = sheet.cell_kinds.get(self.c_id, {})
+        self.first_row = sheet.row_numbers.start
+        self.n = 0
+        self.digits: list[np.ndarray] = []  # per block
+        self.ok: list[np.ndarray] = []
+        self.nonblank: list[np.ndarray] = []
+        self.odd_at: list[np.ndarray] = []  # a block's rows whose ID is not valid (streamed blocks)
+        self.odd: list[Any] = []  # and their text (a list, or a pyarrow array when there are many)
+        self.trimmed: list[int] = []
+        self.overrides: dict[int, str] = {}
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.late: list[tuple[int, Finding]] = []  # FSN and service findings, applied after the repeats
+        self.verdicts: dict[int, dict[str, tuple[str, str] | None]] = {}
+        self.untold = 0
+        self.plain: Future[np.ndarray] | None = None
 
-    # The plainly valid IDs are sorted for the duplicate search on a thread while this one explains
-    # the rest; the rows found valid once trimmed join the search after.
-    plain = _sort_plain(digits, ok_all)
-    # Slow path: the (few) rows whose ID is not plainly valid, blank rows included.
-    nonblank = np.ones(n, dtype=bool)
-    slow = np.nonzero(~ok_all)[0]
-    trimmed: list[int] = []
-    overrides: dict[int, str] = {}
-    errors: list[Finding] = []
-    warnings: list[Finding] = []
-    untold = 0
-    row_numbers_all = sheet.row_numbers
-    if len(slow):
-        cols_slow = [column_take(c, slow) for c in sheet.columns]
-        ids_slow = cols_slow[c_id]
-        for j, i in enumerate(slow.tolist()):
-            if all(not col[j].strip() for col in cols_slow):
-                nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
-                continue
-            value, untold_row = _explain(ids_slow[j], id_kinds.get(i), int(row_numbers_all[i]), errors, warnings)
-            untold += untold_row
-            if value is not None:  # valid once trimmed
-                overrides[i] = value
-                ok_all[i] = True
-                digits[i] = int(value[2:])
-                trimmed.append(i)
+    def add(self, columns: list[Any]) -> None:
+        import numpy as np
 
-    blanks = len(slow) > 0 and not nonblank.all()
-    keep = np.nonzero(nonblank)[0] if blanks else None
-    rows = n if keep is None else len(keep)
-    if rows == 0:
-        report.sheet_error = _no_data_rows(sheet.source)
-        return report
+        from fhs_bulk.sheets.read import column_take
 
-    _find_duplicates(plain.result(), digits, trimmed, ok_all, row_numbers_all, errors)
-    _check_optional_columns(sheet, nonblank, ok_all, errors)
+        first = self.n
+        n = len(columns[self.c_id])
+        # Hot path, vectorised over the raw bytes: which rows hold a plainly valid ID, and its 18 digits.
+        ok, digits = scan_order_ids(columns[self.c_id], n)
+        for i, kind in self.kinds.items():  # a workbook's (read whole): its rows are this block's
+            if kind in ("number", "formula"):
+                ok[i] = False
+        if self.whole:
+            # The plainly valid IDs are sorted for the duplicate search on a thread while this one
+            # explains the rest; the rows found valid once trimmed join the search after.
+            self.plain = _sort_plain(digits, ok)
+        # Slow path: the (few) rows whose ID is not plainly valid, blank rows included.
+        nonblank = np.ones(n, dtype=bool)
+        slow = np.nonzero(~ok)[0]
+        if len(slow):
+            cols_slow = [column_take(c, slow) for c in columns]
+            ids_slow = cols_slow[self.c_id]
+            for j, i in enumerate(slow.tolist()):
+                if all(not col[j].strip() for col in cols_slow):
+                    nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
+                    continue
+                value, untold_row = _explain(ids_slow[j], self.kinds.get(i), self.first_row + first + i,
+                                             self.errors, self.warnings)
+                self.untold += untold_row
+                if value is not None:  # valid once trimmed
+                    self.overrides[first + i] = value
+                    ok[i] = True
+                    digits[i] = int(value[2:])
+                    self.trimmed.append(first + i)
+        self.late += _optional_findings(self.sheet.headers, columns, nonblank, self.first_row + first, first,
+                                        self.verdicts)
+        if not self.whole:  # the column goes with the block: the odd rows' text is kept now
+            odd = np.nonzero(nonblank & ~ok)[0]
+            digits[odd] = 0  # whatever the scan left there, in range for id_texts (the text is the odd one)
+            self.odd_at.append(odd + first)
+            self.odd.append(column_take(columns[self.c_id], odd) if len(odd) <= ODD_AS_TEXT else
+                            _arrow_take(columns[self.c_id], odd))
+        self.digits.append(digits)
+        self.ok.append(ok)
+        self.nonblank.append(nonblank)
+        self.n += n
 
-    report.rows = rows
-    # Consecutive rows stay a range; the non-blank ones of a sheet with blank rows, int32s.
-    report.row_numbers = row_numbers_all if keep is None else (keep + row_numbers_all.start).astype(np.int32)
-    report.valid_mask = ok_all if keep is None else ok_all[keep]
-    compact = CompactIds.of(ids_all, digits, ok_all, nonblank, overrides)
-    report._ids = (compact, keep, {}) if compact is not None else (ids_all, keep, overrides)
-    return _findings(report, sheet, errors, warnings, untold, check_name and variant)
+    def finish(self, report: ValidationReport, variant: bool) -> ValidationReport:
+        import numpy as np
+
+        from fhs_bulk.validate.ids import CompactIds
+
+        if self.n == 0:
+            report.sheet_error = _no_data_rows(self.sheet.source)
+            return report
+        digits, ok, nonblank = _joined(self.digits), _joined(self.ok), _joined(self.nonblank)
+        rows = int(np.count_nonzero(nonblank))
+        if rows == 0:
+            report.sheet_error = _no_data_rows(self.sheet.source)
+            return report
+        errors = self.errors
+        row_numbers = range(self.first_row, self.first_row + self.n)
+        if self.plain is not None:
+            _find_duplicates(self.plain.result(), digits, self.trimmed, ok, row_numbers, errors)
+        else:  # sorted now, with the rows valid once trimmed among them
+            _find_duplicates(_sort_plain(digits, ok).result(), digits, [], ok, row_numbers, errors)
+        for i, finding in self.late:
+            ok[i] = False
+            errors.append(finding)
+        keep = None if rows == self.n else np.nonzero(nonblank)[0]
+        report.rows = rows
+        # Consecutive rows stay a range; the non-blank ones of a sheet with blank rows, int32s.
+        report.row_numbers = row_numbers if keep is None else (keep + self.first_row).astype(np.int32)
+        report.valid_mask = ok if keep is None else ok[keep]
+        if self.whole:
+            column = self.sheet.columns[self.c_id]
+            compact = CompactIds.of(column, digits, ok, nonblank, self.overrides)
+            report._ids = (compact, keep, {}) if compact is not None else (column, keep, self.overrides)
+        else:
+            report._ids = (CompactIds(digits, _joined(self.odd_at), _joined_texts(self.odd)), keep, {})
+        return _findings(report, self.sheet, errors, self.warnings, self.untold, variant)
 
 
 def _no_data_rows(source: str) -> Finding:
@@ -741,48 +863,64 @@ def _repeat(row: int, value: str, first: int) -> Finding:
                    f"'{value}' is already on row {first}; each order goes in once. Delete this row.", value)
 
 
-def _check_optional_columns(sheet: Sheet, nonblank: Any, ok: Any, errors: list[Finding]) -> None:
-    """FSN and service, when the sheet has those columns: judged once per distinct value, not per row.
-    ``nonblank`` and ``ok`` per sheet row: numpy arrays, or lists for a short sheet checked without numpy."""
+def _check_optional_columns(sheet: Sheet, nonblank: list[bool], ok: list[bool], errors: list[Finding]) -> None:
+    """FSN and service of a short sheet checked without numpy (lists per sheet row)."""
+    for i, finding in _optional_findings(sheet.headers, sheet.columns, nonblank, sheet.row_numbers.start, 0, {}):
+        ok[i] = False
+        errors.append(finding)
+
+
+def _optional_findings(headers: list[str], columns: list[Any], nonblank: Any, first_row: int, first: int,
+                       verdicts: dict[int, dict[str, tuple[str, str] | None]]) -> list[tuple[int, Finding]]:
+    """(row index + ``first``, finding) for the FSN and service cells of a block of rows that are not
+    fit for a bulk upload, FSN first: each distinct value judged once (``verdicts`` carries the judged
+    values from block to block). ``nonblank`` per row of the block: a numpy array, or a list for a
+    short sheet checked without numpy; ``first_row`` is the block's first spreadsheet row."""
+    found: list[tuple[int, Finding]] = []
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
-        c = _find_column(sheet.headers, name)
+        c = _find_column(headers, name)
         if c is None:
             continue
-        column = sheet.columns[c]
-        if not isinstance(column, list):
-            _check_arrow_column(sheet, c, judge, nonblank, ok, errors)
-            continue
-        flags = nonblank if isinstance(nonblank, list) else nonblank.tolist()
-        verdicts: dict[str, tuple[str, str] | None] = {}
-        for i, cell in enumerate(column):
-            if flags[i]:
-                verdict = verdicts[cell] if cell in verdicts else verdicts.setdefault(cell, judge(cell))
-                if verdict is not None:
-                    ok[i] = False
-                    errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], verdict[0], verdict[1],
-                                          cell_value(cell)))
+        seen = verdicts.setdefault(c, {})
+        column = columns[c]
+        for i, (code, message), cell in (_arrow_column_verdicts(column, judge, nonblank, seen)
+                                         if not isinstance(column, list) else
+                                         _list_column_verdicts(column, judge, nonblank, seen)):
+            found.append((first + i, Finding(first_row + i, headers[c], code, message, cell_value(cell))))
+    return found
 
 
-def _check_arrow_column(sheet: Sheet, c: int, judge: Callable[[str], tuple[str, str] | None], nonblank: np.ndarray,
-                        ok: np.ndarray, errors: list[Finding]) -> None:
-    """One optional column read by pyarrow: its distinct values judged, the bad rows found at once."""
+def _list_column_verdicts(col: list[str], judge: Callable[[str], tuple[str, str] | None], nonblank: Any,
+                          seen: dict[str, tuple[str, str] | None]) -> Iterator[tuple[int, tuple[str, str], str]]:
+    """(row, verdict, cell) of the non-blank rows of a column of Python strings whose value fails
+    ``judge``, row by row (each distinct value judged once)."""
+    flags = nonblank if isinstance(nonblank, list) else nonblank.tolist()
+    for i, cell in enumerate(col):
+        if flags[i]:
+            verdict = seen[cell] if cell in seen else seen.setdefault(cell, judge(cell))
+            if verdict is not None:
+                yield i, verdict, cell
+
+
+def _arrow_column_verdicts(col: Any, judge: Callable[[str], tuple[str, str] | None], nonblank: np.ndarray,
+                           seen: dict[str, tuple[str, str] | None]) -> Iterator[tuple[int, tuple[str, str], str]]:
+    """(row, verdict, cell) of the non-blank rows of a pyarrow column whose value fails ``judge``:
+    its distinct values judged, the bad rows found at once."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    col = sheet.columns[c]
     encoded = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
     uniques: list[str] = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    verdicts = [judge(v) for v in uniques]
+    verdicts = [seen[v] if v in seen else seen.setdefault(v, judge(v)) for v in uniques]
     bad = np.array([v is not None for v in verdicts], dtype=bool)
     if not bad.any():
         return
     for i in np.nonzero(bad[codes] & nonblank)[0].tolist():
-        code, message = verdicts[codes[i]]
-        ok[i] = False
-        errors.append(Finding(int(sheet.row_numbers[i]), sheet.headers[c], code, message,
-                              cell_value(uniques[codes[i]])))
+        verdict = verdicts[codes[i]]
+        assert verdict is not None
+        yield i, verdict, uniques[codes[i]]
 
 
 def _find_column(headers: Iterable[str], name: str) -> int | None:

@@ -46,7 +46,8 @@ class CompactIds:
     """The ID of every sheet row: valid rows as their digits, the others' text (shown as validation
     left it: trimmed where it was trimmed) in sheet order beside their row indices."""
 
-    def __init__(self, digits: np.ndarray, odd_at: np.ndarray, odd: list[str]) -> None:
+    def __init__(self, digits: np.ndarray, odd_at: np.ndarray, odd: Any) -> None:
+        """``odd``: the odd rows' text, a list or a pyarrow string array (as ``column_take`` reads)."""
         self.digits, self.odd_at, self.odd = digits, odd_at, odd
 
     @classmethod
@@ -77,9 +78,12 @@ class CompactIds:
             out += id_texts(self.digits[idx[start:start + TEXTS_AT_ONCE]])
         lo, hi = np.searchsorted(self.odd_at, [idx[0], idx[-1] + 1])
         if hi > lo:
+            from fhs_bulk.sheets.read import column_take
+
             at = self.odd_at[lo:hi]
             pos = np.minimum(np.searchsorted(idx, at), len(idx) - 1)
             hit = idx[pos] == at  # an odd row among these (every one is, unless a caller skips rows)
-            for p, j in zip(pos[hit].tolist(), (np.nonzero(hit)[0] + lo).tolist(), strict=True):
-                out[p] = self.odd[j]
+            texts = column_take(self.odd, np.nonzero(hit)[0] + lo)
+            for p, text in zip(pos[hit].tolist(), texts, strict=True):
+                out[p] = text
         return out
