@@ -511,10 +511,12 @@ _STREAMED = [
 
 @pytest.mark.parametrize("text", _STREAMED)
 @pytest.mark.parametrize("block", [64, 1 << 20])
-def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, block: int,
+@pytest.mark.parametrize("spare", [True, False])
+def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, block: int, spare: bool,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """An upload checks a long CSV a block at a time as pyarrow reads it: the same findings in the
-    same order, the same rows, validity and IDs as the sheet read whole, however the blocks fall."""
+    same order, the same rows, validity and IDs as the sheet read whole, however the blocks fall and
+    whether the rows fit the room made for them or outgrow it block after block."""
     from fhs_bulk.sheets import read
     from fhs_bulk.validate import check
 
@@ -525,6 +527,8 @@ def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, bl
     monkeypatch.setattr(read, "STREAM_BYTES", 0)
     monkeypatch.setattr(read, "BLOCK_BYTES", block)
     monkeypatch.setattr(check, "ODD_AS_TEXT", 3)  # a block's many invalid IDs kept as arrow text
+    if not spare:
+        monkeypatch.setattr(read.CsvBlocks, "rows_expected", lambda self, first_block: first_block)
     blocks = []
     iterate = read.CsvBlocks.__iter__
     monkeypatch.setattr(read.CsvBlocks, "__iter__", lambda self: (blocks.append(1), (yield from iterate(self)))[1])

@@ -180,7 +180,7 @@ def _csv_head(path: Path, shown: str) -> tuple[bytes, str | None, str]:
 
 
 STREAM_BYTES = 8 << 20  # a CSV this large may be read a block at a time (an upload asks: its memory stays flat)
-BLOCK_BYTES = 4 << 20  # bytes of the file per block (~190,000 one-column rows)
+BLOCK_BYTES = 256 << 10  # bytes of the file per block (~12,000 one-column rows; pyarrow reads ~30 blocks ahead)
 
 
 class IrregularCsv(Exception):
@@ -198,6 +198,11 @@ class CsvBlocks:
     sheet: Sheet
     path: Path
     delimiter: str
+    size: int
+
+    def rows_expected(self, first_block: int) -> int:
+        """The rows to expect in the file, from its first block's (a little over: room to spare)."""
+        return int(first_block * max(1.0, self.size / BLOCK_BYTES) * 1.1) + 1024
 
     def __iter__(self) -> Iterator[list[Any]]:
         import pyarrow as pa
@@ -226,12 +231,13 @@ def csv_blocks(source: str | Path) -> CsvBlocks | None:
             return None
     except OSError:
         return None
-    guard.check_csv_size(guard.check_regular_file(path, shown), shown)
+    size = guard.check_regular_file(path, shown)
+    guard.check_csv_size(size, shown)
     _, header_line, delimiter = _csv_head(path, shown)
     if header_line is None or not header_line.strip(delimiter + " "):
         return None
     headers = [h.strip("\ufeff") for h in next(csv.reader([header_line], delimiter=delimiter))]
-    return CsvBlocks(Sheet(shown, sheet_name_of(shown), headers, [], range(2, 2)), path, delimiter)
+    return CsvBlocks(Sheet(shown, sheet_name_of(shown), headers, [], range(2, 2)), path, delimiter, size)
 
 
 def _read_csv_general(path: Path, shown: str, header_names: tuple[str, ...], *, delimiter: str | None = None,

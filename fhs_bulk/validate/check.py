@@ -343,7 +343,7 @@ def _validate_blocks(blocks: CsvBlocks, report: ValidationReport, check_name: bo
     early = _sheet_problem(sheet, report, check_name)
     if early is not None:
         return early
-    rows = _Rows(sheet, whole=False)
+    rows = _Rows(sheet, whole=False, room=blocks.rows_expected)
     try:
         for columns in blocks:
             rows.add(columns)
@@ -418,12 +418,41 @@ ODD_AS_TEXT = 10_000  # a block's invalid IDs kept as Python strings up to this 
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """The blocks' arrays as one (emptying ``parts``, so each block's copy goes as soon as it is joined)."""
+    """The blocks' arrays as one."""
     import numpy as np
 
     joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
     parts.clear()
     return joined
+
+
+class _Filled:
+    """A per-row array filled a block at a time: room for the rows expected (numpy maps a large
+    array lazily, so room never used costs no memory), moved to a larger one if they were more."""
+
+    def __init__(self, first: np.ndarray, room: int) -> None:
+        import numpy as np
+
+        if room <= len(first):
+            self.array, self.n = first, len(first)
+            return
+        self.array = np.empty(room, dtype=first.dtype)
+        self.array[:len(first)] = first
+        self.n = len(first)
+
+    def add(self, block: np.ndarray) -> None:
+        import numpy as np
+
+        end = self.n + len(block)
+        if end > len(self.array):
+            larger = np.empty(max(end, len(self.array) * 3 // 2), dtype=self.array.dtype)
+            larger[:self.n] = self.array[:self.n]
+            self.array = larger
+        self.array[self.n:end] = block
+        self.n = end
+
+    def rows(self) -> np.ndarray:
+        return self.array[:self.n]
 
 
 def _arrow_take(col: Any, idx: np.ndarray) -> Any:
@@ -466,15 +495,16 @@ class _Rows:
     and the odd rows' text between blocks. Findings come out as for one block: the IDs' findings,
     then the repeats, then the FSN and service findings, in row order."""
 
-    def __init__(self, sheet: Sheet, *, whole: bool) -> None:
+    def __init__(self, sheet: Sheet, *, whole: bool, room: Callable[[int], int] | None = None) -> None:
         self.sheet, self.whole = sheet, whole
         self.c_id = sheet.headers.index(domain.ORDER_ID_COLUMN)
         self.kinds = sheet.cell_kinds.get(self.c_id, {})
         self.first_row = sheet.row_numbers.start
         self.n = 0
-        self.digits: list[np.ndarray] = []  # per block
-        self.ok: list[np.ndarray] = []
-        self.nonblank: list[np.ndarray] = []
+        self.room = room
+        self.digits: _Filled | None = None  # per row, filled a block at a time
+        self.ok: _Filled | None = None
+        self.nonblank: _Filled | None = None
         self.odd_at: list[np.ndarray] = []  # a block's rows whose ID is not valid (streamed blocks)
         self.odd: list[Any] = []  # and their text (a list, or a pyarrow array when there are many)
         self.trimmed: list[int] = []
@@ -528,9 +558,14 @@ class _Rows:
             self.odd_at.append(odd + first)
             self.odd.append(column_take(columns[self.c_id], odd) if len(odd) <= ODD_AS_TEXT else
                             _arrow_take(columns[self.c_id], odd))
-        self.digits.append(digits)
-        self.ok.append(ok)
-        self.nonblank.append(nonblank)
+        if self.digits is None or self.ok is None or self.nonblank is None:
+            # Sized from the first block's rows per byte (a sheet read whole: exactly), so the blocks are
+            # not held twice to be joined.
+            rows = self.room(n) if self.room is not None else n
+            self.digits, self.ok, self.nonblank = (_Filled(a, rows) for a in (digits, ok, nonblank))
+        else:
+            for filled, a in ((self.digits, digits), (self.ok, ok), (self.nonblank, nonblank)):
+                filled.add(a)
         self.n += n
 
     def finish(self, report: ValidationReport, variant: bool) -> ValidationReport:
@@ -541,7 +576,9 @@ class _Rows:
         if self.n == 0:
             report.sheet_error = _no_data_rows(self.sheet.source)
             return report
-        digits, ok, nonblank = _joined(self.digits), _joined(self.ok), _joined(self.nonblank)
+        assert self.digits is not None and self.ok is not None and self.nonblank is not None
+        digits, ok, nonblank = self.digits.rows(), self.ok.rows(), self.nonblank.rows()
+        self.digits = self.ok = self.nonblank = None
         rows = int(np.count_nonzero(nonblank))
         if rows == 0:
             report.sheet_error = _no_data_rows(self.sheet.source)
