@@ -33,7 +33,7 @@ class Served:
                *(["--catalogue", str(catalogue)] if catalogue else []), *knobs]
         self.proc = subprocess.Popen(cmd, env=dict(os.environ, FHS_SRMS_TOKEN=TOKEN), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # a catalogue of millions of orders takes a while to load
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
