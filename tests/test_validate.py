@@ -514,7 +514,7 @@ _STREAMED = [
 @pytest.mark.parametrize("spare", [True, False])
 def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, block: int, spare: bool,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """An upload checks a long CSV a block at a time as pyarrow reads it: the same findings in the
+    """A long CSV is checked a block at a time as pyarrow reads it: the same findings in the
     same order, the same rows, validity and IDs as the sheet read whole, however the blocks fall and
     whether the rows fit the room made for them or outgrow it block after block."""
     from fhs_bulk.sheets import read
@@ -523,7 +523,7 @@ def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, bl
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     p.write_text(text, encoding="utf-8")
     monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
-    whole = validate_sheet(p)
+    whole = validate_sheet(p)  # shorter than STREAM_BYTES: read whole
     monkeypatch.setattr(read, "STREAM_BYTES", 0)
     monkeypatch.setattr(read, "BLOCK_BYTES", block)
     monkeypatch.setattr(check, "ODD_AS_TEXT", 3)  # a block's many invalid IDs kept as arrow text
@@ -532,14 +532,14 @@ def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, bl
     blocks = []
     iterate = read.CsvBlocks.__iter__
     monkeypatch.setattr(read.CsvBlocks, "__iter__", lambda self: (blocks.append(1), (yield from iterate(self)))[1])
-    lean = validate_sheet(p, lean=True)
-    assert len(blocks) == 1 and (block > 64 or isinstance(lean.row_numbers, type(whole.row_numbers)))
-    assert lean.as_dict() == whole.as_dict() and lean.errors  # every shape above has findings
-    assert list(lean.row_numbers) == list(whole.row_numbers)
-    assert list(lean.valid_mask) == list(whole.valid_mask)
-    assert lean.order_ids() == whole.order_ids()
+    streamed = validate_sheet(p)
+    assert len(blocks) == 1  # read in blocks (and not again whole)
+    assert streamed.as_dict() == whole.as_dict() and streamed.errors  # every shape above has findings
+    assert list(streamed.row_numbers) == list(whole.row_numbers)
+    assert list(streamed.valid_mask) == list(whole.valid_mask)
+    assert streamed.order_ids() == whole.order_ids()
     for size in (1, 7):
-        assert [oid for _, part, _ in lean.chunks(size) for oid in part] == whole.order_ids()
+        assert [oid for _, part, _ in streamed.chunks(size) for oid in part] == whole.order_ids()
 
 
 def test_a_csv_pyarrow_gives_up_on_part_way_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -554,11 +554,39 @@ def test_a_csv_pyarrow_gives_up_on_part_way_is_read_whole(tmp_path: Path, monkey
     ids = [f"OD{_BASE + i:018d}" for i in range(40)]
     p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
     p.write_text("fk_order_id,fsn\n" + "".join(f"{oid},ODS1\n" for oid in ids) + f"{ids[0]},ODS1,extra\n")
-    lean, whole = validate_sheet(p, lean=True), validate_sheet(p)
-    assert lean.as_dict() == whole.as_dict() and lean.rows == 41 and codes(lean) == ["order-id-duplicate"]
-    assert lean.order_ids() == whole.order_ids() == [*ids, ids[0]]
-    assert [f.code for f in lean.warnings] == ["cells-outside-header"]
+    streamed = validate_sheet(p)
+    monkeypatch.setattr(read, "STREAM_BYTES", 1 << 30)
+    whole = validate_sheet(p)
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    assert streamed.as_dict() == whole.as_dict() and streamed.rows == 41 and codes(streamed) == ["order-id-duplicate"]
+    assert streamed.order_ids() == whole.order_ids() == [*ids, ids[0]]
+    assert [f.code for f in streamed.warnings] == ["cells-outside-header"]
     p.write_bytes(("fk_order_id\n" + "".join(f"{oid}\n" for oid in ids)).encode() + b"caf\xe9\n")
-    lean = validate_sheet(p, lean=True)
-    assert lean.sheet_error is not None and lean.sheet_error.code == "sheet-encoding"
-    assert "line 42" in lean.sheet_error.message and lean.as_dict() == validate_sheet(p).as_dict()
+    streamed = validate_sheet(p)
+    assert streamed.sheet_error is not None and streamed.sheet_error.code == "sheet-encoding"
+    monkeypatch.setattr(read, "STREAM_BYTES", 1 << 30)
+    assert "line 42" in streamed.sheet_error.message and streamed.as_dict() == validate_sheet(p).as_dict()
+
+
+def test_a_csv_read_in_blocks_stops_its_reader_when_the_caller_stops(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are parsed on a thread a few ahead of the caller: a caller that stops part way (an error,
+    Ctrl-C) leaves no thread behind; one that reads to the end gets every row once."""
+    import threading
+
+    from fhs_bulk.sheets import read
+
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    monkeypatch.setattr(read, "BLOCK_BYTES", 64)
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id\n" + "".join(f"OD{_BASE + i:018d}\n" for i in range(500)))
+    blocks = read.csv_blocks(p)
+    assert blocks is not None
+    rows = iter(blocks)
+    next(rows)
+    assert any(t.name == "csv-blocks" for t in threading.enumerate())
+    rows.close()  # type: ignore[attr-defined]
+    assert not any(t.name == "csv-blocks" for t in threading.enumerate())
+    got = [oid for columns in blocks for oid in columns[0].to_pylist()]
+    assert got == [f"OD{_BASE + i:018d}" for i in range(500)]

@@ -280,7 +280,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     options.check()
     started = time.monotonic()
     lean_arrow()
-    report = validate_sheet(sheet, lean=True)  # a long CSV checked as it is read: memory stays flat
+    report = validate_sheet(sheet)  # a long CSV is checked as it is read: memory stays flat
     if report.sheet_error is not None:
         raise SheetError(report.sheet_error.message, code=report.sheet_error.code, path=sheet)
     log.info("validated %s: %d rows, %d valid, %d invalid", sheet, report.rows, report.valid, report.invalid)

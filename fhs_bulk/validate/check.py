@@ -299,19 +299,18 @@ def _sheet_finding(err: SheetError) -> Finding:
     return Finding(None, None, err.code, err.message, None, "sheet")
 
 
-def validate_sheet(source: str | Path, *, check_name: bool = True, lean: bool = False) -> ValidationReport:
+def validate_sheet(source: str | Path, *, check_name: bool = True) -> ValidationReport:
     """Read and validate an order sheet. Sheet-level problems land in ``report.sheet_error``.
 
-    ``lean``: a long CSV is read and checked a block of rows at a time, so memory stays near what the
-    report keeps (~10 bytes a row) instead of the whole file's columns; the same report, a little
-    slower (pyarrow reads blocks on one core). An upload asks for it; a file pyarrow cannot read in
-    blocks is read whole."""
+    A long CSV is read and checked a block of rows at a time, so memory stays near what the report
+    keeps (~10 bytes a row), not the whole file's columns (and it is faster: blocks are parsed on one
+    thread while the last is checked on this one); a file pyarrow cannot read in blocks is read whole."""
     from fhs_bulk.sheets import read as sheets
 
     source = str(source)
     report = ValidationReport(source=source, sheet_name=sheets.sheet_name_of(source))
     try:
-        blocks = sheets.csv_blocks(source) if lean else None
+        blocks = sheets.csv_blocks(source)
         if blocks is not None:
             streamed = _validate_blocks(blocks, report, check_name)
             if streamed is not None:
