@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,40 +35,50 @@ def make_ids(n: int, seed: int = 1) -> list[str]:
     return ids
 
 
+def make_sheets(d: Path, rows: int, xlsx_rows: int) -> None:
+    with open(d / "FK_ODS_ORDER_CREATE.csv", "w", encoding="utf-8") as fh:
+        fh.write("fk_order_id,remarks\n")
+        fh.writelines(f"{i},night batch\n" for i in make_ids(rows))
+    (d / "x").mkdir()
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Sheet1")
+    ws.append(["fk_order_id", "remarks"])
+    for i in make_ids(xlsx_rows, seed=2):
+        ws.append([i, "night batch"])
+    wb.save(d / "x" / "FK_ODS_ORDER_CREATE.xlsx")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--xlsx-rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--make", help=argparse.SUPPRESS)  # the sheets are made in a child process
     args = ap.parse_args()
+    if args.make:
+        make_sheets(Path(args.make), args.rows, args.xlsx_rows)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        # Made in a child: a child's peak RSS counts its parent's pages from before exec, and millions
+        # of IDs held here would count against every process measured.
+        subprocess.run([PY, __file__, "--make", tmp, "--rows", str(args.rows), "--xlsx-rows", str(args.xlsx_rows)],
+                       check=True)
         csv_path = d / "FK_ODS_ORDER_CREATE.csv"
-        ids = make_ids(args.rows)
-        with open(csv_path, "w", encoding="utf-8") as fh:
-            fh.write("fk_order_id,remarks\n")
-            fh.writelines(f"{i},night batch\n" for i in ids)
-        xlsx_dir = d / "x"
-        xlsx_dir.mkdir()
-        xlsx_path = xlsx_dir / "FK_ODS_ORDER_CREATE.xlsx"
-        from openpyxl import Workbook
+        xlsx_path = d / "x" / "FK_ODS_ORDER_CREATE.xlsx"
 
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet("Sheet1")
-        ws.append(["fk_order_id", "remarks"])
-        for i in make_ids(args.xlsx_rows, seed=2):
-            ws.append([i, "night batch"])
-        wb.save(xlsx_path)
-
-        print(f"{'case':<28}{'bare read':>12}{'validate':>12}{'ratio':>8}{'peak RSS':>12}  target")
+        print(f"{'case':<28}{'bare read':>12}{'validate':>12}{'ratio':>8}{'peak RSS (bare)':>20}  target")
         for label, bare, path, target in (
                 (f"CSV {args.rows:,} rows", BARE_CSV, csv_path, 1.6 if args.rows <= 1_000_000 else 2.0),
                 (f"xlsx {args.xlsx_rows:,} rows", BARE_XLSX, xlsx_path, 1.5)):
-            base_t, _, _ = run([PY, "-c", bare, str(path)], repeat=args.repeat)
+            base_t, base_rss, _ = run([PY, "-c", bare, str(path)], repeat=args.repeat)
             t, rss, code = run([PY, "-m", "fhs_bulk", "validate", "--json", str(path)], repeat=args.repeat)
             assert code == 1, f"validate exited {code}"
             ratio = t / base_t
-            print(f"{label:<28}{base_t:>11.3f}s{t:>11.3f}s{ratio:>7.2f}x{rss:>9.0f} MiB  <= {target}x "
+            print(f"{label:<28}{base_t:>11.3f}s{t:>11.3f}s{ratio:>7.2f}x{rss:>7.0f} MiB ({base_rss:>4.0f} MiB)"
+                  f"  <= {target}x "
                   f"{'ok' if ratio <= target and rss < 1024 else 'MISSED'}")
         small = d / "s" / "FK_ODS_ORDER_CREATE.csv"
         small.parent.mkdir()
@@ -75,12 +86,12 @@ def main() -> None:
         click_t, _, _ = run([PY, "-c", "import click"], repeat=5)
         small_t, _, _ = run([PY, "-m", "fhs_bulk", "validate", "--json", str(small)], repeat=5)
         print(f"{'validate, 100-row CSV':<28}{click_t:>11.3f}s{small_t:>11.3f}s{small_t / click_t:>7.2f}x"
-              f"{'':>12}  <= 2.5x {'ok' if small_t / click_t <= 2.5 else 'MISSED'} "
+              f"{'':>20}  <= 2.5x {'ok' if small_t / click_t <= 2.5 else 'MISSED'} "
               "(baseline: python -c 'import click')")
         help_base, _, _ = run([PY, "-c", "import click"], repeat=5)
         help_t, _, _ = run([PY, "-m", "fhs_bulk", "--help"], repeat=5)
         print(f"{'fhs-bulk --help':<28}{help_base:>11.3f}s{help_t:>11.3f}s{help_t / help_base:>7.2f}x"
-              f"{'':>12}  <= 3.0x (baseline: python -c 'import click')")
+              f"{'':>20}  <= 3.0x (baseline: python -c 'import click')")
 
 
 if __name__ == "__main__":
