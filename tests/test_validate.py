@@ -526,7 +526,7 @@ def test_a_csv_read_in_blocks_gets_the_same_report(tmp_path: Path, text: str, bl
     whole = validate_sheet(p)  # shorter than STREAM_BYTES: read whole
     monkeypatch.setattr(read, "STREAM_BYTES", 0)
     monkeypatch.setattr(read, "BLOCK_BYTES", block)
-    monkeypatch.setattr(check, "ODD_AS_TEXT", 3)  # a block's many invalid IDs kept as arrow text
+    monkeypatch.setattr(check, "ODD_AS_TEXT", 3)  # a block's invalid IDs kept as arrow text past 3
     if not spare:
         monkeypatch.setattr(read.CsvBlocks, "rows_expected", lambda self, first_block: first_block)
     blocks = []

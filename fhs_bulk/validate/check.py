@@ -413,7 +413,7 @@ def validate_loaded(sheet: Sheet, report: ValidationReport | None = None, *,
     return rows.finish(report, variant)
 
 
-ODD_AS_TEXT = 10_000  # a block's invalid IDs kept as Python strings up to this many, past it as arrow text
+ODD_AS_TEXT = 256  # a block's invalid IDs kept as Python strings up to this many, past it as arrow text
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
