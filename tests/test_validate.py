@@ -590,3 +590,24 @@ def test_a_csv_read_in_blocks_stops_its_reader_when_the_caller_stops(tmp_path: P
     assert not any(t.name == "csv-blocks" for t in threading.enumerate())
     got = [oid for columns in blocks for oid in columns[0].to_pylist()]
     assert got == [f"OD{_BASE + i:018d}" for i in range(500)]
+
+
+@pytest.mark.parametrize("shift", [-3, -2, -1, 0])
+def test_a_long_csv_not_in_utf8_names_the_line(tmp_path: Path, shift: int) -> None:
+    """The line named for a byte that is not UTF-8 is found a MiB at a time (a long CSV is never held
+    whole for it), also when the byte follows a two-byte character split between two MiBs."""
+    body = bytearray(b"fk_order_id,remarks\n")
+    i = 0
+    while len(body) < (1 << 20) - 200:
+        body += f"OD{_BASE + i:018d},r\n".encode()
+        i += 1
+    prefix = f"OD{_BASE + i:018d},".encode()
+    at = (1 << 20) + shift  # where the "é" starts; the stray byte follows it
+    body += prefix + b"x" * (at - len(body) - len(prefix)) + "é".encode() + b"\xe9\n"
+    body += b"".join(f"OD{_BASE + j:018d},r\n".encode() for j in range(i + 1, i + 1000))
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_bytes(bytes(body))
+    r = validate_sheet(p)
+    assert r.sheet_error is not None and r.sheet_error.code == "sheet-encoding"
+    line = body.count(b"\n", 0, at) + 1
+    assert f"line {line} is not UTF-8 text (byte 0xE9)" in r.sheet_error.message
