@@ -444,7 +444,8 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
                                                ids: list[str]) -> None:
     """The bulk check reads IDs as bytes, a word at a time; whatever a row holds (a digit's neighbours
     in ASCII, a letter, a non-ASCII character, one character too many or too few), its verdict is the
-    one-ID classifier's, and a repeat is a repeat of the trimmed ID."""
+    one-ID classifier's, and a repeat is a repeat of the trimmed ID; the same read in blocks, or row
+    by row without numpy."""
     from fhs_bulk.sheets import read
     from fhs_bulk.validate import ids as compact
 
@@ -471,6 +472,13 @@ def test_fast_check_agrees_with_the_classifier(tmp_path: Path, monkeypatch: pyte
     shown = [check_order_id(raw)[0] if row not in expected or expected[row] == "order-id-duplicate" else raw
              for row, raw in enumerate(ids, start=2)]
     assert [oid for _, part, _ in r.chunks(37) for oid in part] == r.order_ids() == shown
+    # Read in blocks of a few rows (as a long CSV is): the same report, rows and IDs.
+    monkeypatch.setattr(read, "STREAM_BYTES", 0)
+    monkeypatch.setattr(read, "BLOCK_BYTES", 128)
+    streamed = validate_sheet(p)
+    monkeypatch.setattr(read, "STREAM_BYTES", 1 << 30)
+    assert streamed.as_dict() == r.as_dict() and list(streamed.valid_mask) == list(r.valid_mask)
+    assert [oid for _, part, _ in streamed.chunks(37) for oid in part] == shown
     # Read by Python's csv module instead, the sheet is checked row by row without numpy: the same report.
     monkeypatch.setattr(read, "SMALL_CSV_BYTES", 1 << 30)
     small = validate_sheet(p)
