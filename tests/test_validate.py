@@ -619,3 +619,32 @@ def test_a_long_csv_not_in_utf8_names_the_line(tmp_path: Path, shift: int) -> No
     assert r.sheet_error is not None and r.sheet_error.code == "sheet-encoding"
     line = body.count(b"\n", 0, at) + 1
     assert f"line {line} is not UTF-8 text (byte 0xE9)" in r.sheet_error.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_repeats_and_bad_cells_past_the_findings_limit_are_counted(tmp_path: Path, stream: bool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sheet pasted twice, or a column of bad FSNs, past MAX_FINDINGS findings: the rows are still
+    invalid, only the first findings are listed and the rest counted (memory stays bounded), whether the
+    sheet is read whole or in blocks."""
+    from fhs_bulk.sheets import read
+    from fhs_bulk.validate import check
+
+    monkeypatch.setattr(check, "MAX_FINDINGS", 50)
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)
+    if stream:
+        monkeypatch.setattr(read, "STREAM_BYTES", 0)
+        monkeypatch.setattr(read, "BLOCK_BYTES", 256)
+    ids = [f"OD{_BASE + i:018d}" for i in range(6000)]  # past SMALL_ROWS: the vectorised checks
+    p = tmp_path / "FK_ODS_ORDER_CREATE.csv"
+    p.write_text("fk_order_id,fsn\n" + "".join(f"{oid},{'ODS1' if n < 9000 else 'TV1'}\n"
+                                               for n, oid in enumerate(ids + ids[:4000])))
+    r = validate_sheet(p)
+    assert r.rows == 10_000 and r.valid == 6000 and r.invalid == 4000
+    assert len(r.errors) == 50 and {f.code for f in r.errors} == {"order-id-duplicate"}
+    truncated = [w for w in r.warnings if w.code == "findings-truncated"]
+    assert len(truncated) == 1 and "3,950 more rows" in truncated[0].message
+    p.write_text("fk_order_id,fsn\n" + "".join(f"{oid},{'TV1' if n % 2 else 'ODS1'}\n" for n, oid in enumerate(ids)))
+    r = validate_sheet(p)
+    assert r.valid == 3000 and len(r.errors) == 50 and {f.code for f in r.errors} == {"fsn-not-ods"}
+    assert "2,950 more rows" in next(w for w in r.warnings if w.code == "findings-truncated").message

@@ -511,6 +511,7 @@ class _Rows:
         self.errors: list[Finding] = []
         self.warnings: list[Finding] = []
         self.late: list[tuple[int, Finding]] = []  # FSN and service findings, applied after the repeats
+        self.late_rows: list[np.ndarray] = []  # and the rows of those past MAX_FINDINGS (only counted)
         self.verdicts: dict[int, dict[str, tuple[str, str] | None]] = {}
         self.untold = 0
         self.plain: Future[np.ndarray] | None = None
@@ -549,8 +550,11 @@ class _Rows:
                     ok[i] = True
                     digits[i] = int(value[2:])
                     self.trimmed.append(first + i)
-        self.late += _optional_findings(self.sheet.headers, columns, nonblank, self.first_row + first, first,
-                                        self.verdicts)
+        found, beyond = _optional_findings(self.sheet.headers, columns, nonblank, self.first_row + first, first,
+                                           self.verdicts, limit=MAX_FINDINGS - len(self.late))
+        self.late += found
+        if beyond:
+            self.late_rows.append(np.array(beyond, dtype=np.int64))
         if not self.whole:  # the column goes with the block: the odd rows' text is kept now
             odd = np.nonzero(nonblank & ~ok)[0]
             digits[odd] = 0  # whatever the scan left there, in range for id_texts (the text is the odd one)
@@ -585,12 +589,19 @@ class _Rows:
         errors = self.errors
         row_numbers = range(self.first_row, self.first_row + self.n)
         if self.plain is not None:
-            _find_duplicates(self.plain.result(), digits, self.trimmed, ok, row_numbers, errors)
+            self.untold += _find_duplicates(self.plain.result(), digits, self.trimmed, ok, row_numbers, errors)
         else:  # sorted now, with the rows valid once trimmed among them
-            _find_duplicates(_sort_plain(digits, ok).result(), digits, [], ok, row_numbers, errors)
+            self.untold += _find_duplicates(_sort_plain(digits, ok).result(), digits, [], ok, row_numbers, errors)
         for i, finding in self.late:
+            if len(errors) < MAX_FINDINGS:
+                errors.append(finding)
+            elif ok[i]:
+                self.untold += 1  # a row already invalid is not counted twice
             ok[i] = False
-            errors.append(finding)
+        for beyond in self.late_rows:
+            rows_beyond = np.unique(beyond)
+            self.untold += int(np.count_nonzero(ok[rows_beyond]))
+            ok[rows_beyond] = False
         keep = None if rows == self.n else np.nonzero(nonblank)[0]
         report.rows = rows
         # Consecutive rows stay a range; the non-blank ones of a sheet with blank rows, int32s.
@@ -849,14 +860,14 @@ def _sort_plain(digits: np.ndarray, ok: np.ndarray) -> Future[np.ndarray]:
 
 
 def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int], ok: np.ndarray,
-                     row_numbers: range, errors: list[Finding]) -> None:
+                     row_numbers: range, errors: list[Finding]) -> int:
     """Later rows repeating an earlier row's ID become invalid: a sort of int64s, no string hashing.
 
     ``ordered`` is the plainly valid rows' digits sorted (-1 for the rest; a few ms per million): it
     says whether any ID repeats and which, and the rows valid once trimmed are looked up in it. The
     rows holding the repeated IDs are then found through a 2**20-entry table of their low bits (one
-    gather, no second sort), and the few candidates checked exactly.
-    """
+    gather, no second sort), and the few candidates checked exactly. Past MAX_FINDINGS findings a
+    repeat is only counted (a sheet pasted twice stays in bounded memory): returns how many."""
     import numpy as np
 
     same = ordered[1:] == ordered[:-1]
@@ -869,7 +880,7 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
         repeated = np.union1d(repeated, np.concatenate([extra[ordered[at] == extra], values[counts > 1]]))
     repeated = repeated[repeated >= 0]
     if not len(repeated):
-        return
+        return 0
     low = (1 << 20) - 1
     table = np.zeros(low + 1, dtype=bool)
     table[repeated & low] = True
@@ -883,15 +894,21 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
     _on_both_cores(search, list(range(0, len(digits), PIECE_ROWS)))
     candidates = np.concatenate([found[start] for start in sorted(found)])
     hits = candidates[np.isin(digits[candidates], repeated)]  # ascending: sheet order
-    groups: dict[int, list[int]] = {}
-    for p in hits.tolist():
-        groups.setdefault(int(digits[p]), []).append(p)
-    for key, rows in groups.items():
-        first = int(row_numbers[rows[0]])
-        value = f"OD{key:018d}"
-        for i in rows[1:]:
-            ok[i] = False
-            errors.append(_repeat(int(row_numbers[i]), value, first))
+    # Grouped by ID (a stable sort keeps sheet order within each): every row after its group's first is
+    # a repeat of that first row.
+    order = np.argsort(digits[hits], kind="stable")
+    values = digits[hits][order]
+    starts = np.ones(len(values), dtype=bool)
+    starts[1:] = values[1:] != values[:-1]
+    group_first = hits[order[np.maximum.accumulate(np.where(starts, np.arange(len(values)), 0))]]
+    repeats, firsts = hits[order[~starts]], group_first[~starts]
+    by_row = np.argsort(repeats)
+    repeats, firsts = repeats[by_row], firsts[by_row]
+    ok[repeats] = False
+    room = max(0, min(len(repeats), MAX_FINDINGS - len(errors)))  # the earliest repeats are listed
+    for i, first in zip(repeats[:room].tolist(), firsts[:room].tolist(), strict=True):
+        errors.append(_repeat(int(row_numbers[i]), f"OD{int(digits[i]):018d}", int(row_numbers[first])))
+    return len(repeats) - room
 
 
 def _repeat(row: int, value: str, first: int) -> Finding:
@@ -901,18 +918,23 @@ def _repeat(row: int, value: str, first: int) -> Finding:
 
 def _check_optional_columns(sheet: Sheet, nonblank: list[bool], ok: list[bool], errors: list[Finding]) -> None:
     """FSN and service of a short sheet checked without numpy (lists per sheet row)."""
-    for i, finding in _optional_findings(sheet.headers, sheet.columns, nonblank, sheet.row_numbers.start, 0, {}):
+    found, _ = _optional_findings(sheet.headers, sheet.columns, nonblank, sheet.row_numbers.start, 0, {},
+                                  limit=len(nonblank) * 2)  # a short sheet: every finding
+    for i, finding in found:
         ok[i] = False
         errors.append(finding)
 
 
 def _optional_findings(headers: list[str], columns: list[Any], nonblank: Any, first_row: int, first: int,
-                       verdicts: dict[int, dict[str, tuple[str, str] | None]]) -> list[tuple[int, Finding]]:
+                       verdicts: dict[int, dict[str, tuple[str, str] | None]], limit: int = MAX_FINDINGS,
+                       ) -> tuple[list[tuple[int, Finding]], list[int]]:
     """(row index + ``first``, finding) for the FSN and service cells of a block of rows that are not
-    fit for a bulk upload, FSN first: each distinct value judged once (``verdicts`` carries the judged
-    values from block to block). ``nonblank`` per row of the block: a numpy array, or a list for a
-    short sheet checked without numpy; ``first_row`` is the block's first spreadsheet row."""
+    fit for a bulk upload, FSN first, up to ``limit`` findings; and the row indices of the rest (bounded
+    memory for a sheet of millions of bad cells). Each distinct value is judged once (``verdicts``
+    carries the judged values from block to block). ``nonblank`` per row of the block: a numpy array,
+    or a list for a short sheet checked without numpy; ``first_row`` is the block's first spreadsheet row."""
     found: list[tuple[int, Finding]] = []
+    beyond: list[int] = []
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
         c = _find_column(headers, name)
         if c is None:
@@ -922,8 +944,11 @@ def _optional_findings(headers: list[str], columns: list[Any], nonblank: Any, fi
         for i, (code, message), cell in (_arrow_column_verdicts(column, judge, nonblank, seen)
                                          if not isinstance(column, list) else
                                          _list_column_verdicts(column, judge, nonblank, seen)):
-            found.append((first + i, Finding(first_row + i, headers[c], code, message, cell_value(cell))))
-    return found
+            if len(found) < limit:
+                found.append((first + i, Finding(first_row + i, headers[c], code, message, cell_value(cell))))
+            else:
+                beyond.append(first + i)
+    return found, beyond
 
 
 def _list_column_verdicts(col: list[str], judge: Callable[[str], tuple[str, str] | None], nonblank: Any,
