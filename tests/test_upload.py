@@ -198,6 +198,30 @@ def test_a_long_csv_uploaded_as_it_is_read(srms_factory, tmp_path: Path,  # type
     assert all(x.reference_id == server[x.fk_order_id] for x in result.rows if x.status == "registered")
 
 
+def test_rows_past_the_listed_findings_keep_their_code(srms_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sheet pasted twice past the findings validation lists: every repeat is `invalid` with the code
+    `order-id-duplicate` in the results, listed or only counted; each order is registered once."""
+    import fhs_bulk
+    from fhs_bulk.sheets import read
+    from fhs_bulk.srms.mock import catalogue
+    from fhs_bulk.validate import check
+
+    cat_rows = list(catalogue.generate(40, seed=10, non_ods_every=0, ineligible_every=0))
+    srv = srms_factory(catalogue=catalogue.write(tmp_path / "catalogue.csv", cat_rows))
+    ids = [r["fk_order_id"] for r in cat_rows]
+    monkeypatch.setattr(check, "MAX_FINDINGS", 5)
+    monkeypatch.setattr(read, "SMALL_CSV_BYTES", 0)  # the vectorised checks, as for a long sheet
+    sheet = order_sheet(tmp_path, ids + ids)
+    with fhs_bulk.Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
+        result = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv")
+    assert result.counts["registered"] == 40 and result.counts["invalid"] == 40
+    repeats = [x for x in result.rows if x.row >= 42]
+    assert [(x.status, x.code) for x in repeats] == [("invalid", "order-id-duplicate")] * 40
+    assert sum("is already on row" in x.message for x in repeats) == 5
+    assert all("earlier row" in x.message for x in repeats[5:])
+
+
 def test_result_rows_read_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Results kept as compressed chunks (past a few rows, in a temporary file) read back exactly, in
     order, whichever way they are read; the CSV lines come defused."""

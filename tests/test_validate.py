@@ -624,9 +624,9 @@ def test_a_long_csv_not_in_utf8_names_the_line(tmp_path: Path, shift: int) -> No
 @pytest.mark.parametrize("stream", [False, True])
 def test_repeats_and_bad_cells_past_the_findings_limit_are_counted(tmp_path: Path, stream: bool,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sheet pasted twice, or a column of bad FSNs, past MAX_FINDINGS findings: the rows are still
-    invalid, only the first findings are listed and the rest counted (memory stays bounded), whether the
-    sheet is read whole or in blocks."""
+    """A sheet pasted twice, a column of bad FSNs, or of bad IDs, past MAX_FINDINGS findings: the rows
+    are still invalid, only the first findings are listed and the rest counted (memory stays bounded),
+    each such row's code kept in a byte; whether the sheet is read whole or in blocks."""
     from fhs_bulk.sheets import read
     from fhs_bulk.validate import check
 
@@ -644,7 +644,15 @@ def test_repeats_and_bad_cells_past_the_findings_limit_are_counted(tmp_path: Pat
     assert len(r.errors) == 50 and {f.code for f in r.errors} == {"order-id-duplicate"}
     truncated = [w for w in r.warnings if w.code == "findings-truncated"]
     assert len(truncated) == 1 and "3,950 more rows" in truncated[0].message
+    listed = {f.row for f in r.errors}
+    assert all(r.untold_code(row) is None for row in listed)  # listed: their finding says it
+    assert r.untold_code(2) is None and r.untold_code(6000 + 2 + 3999) == "order-id-duplicate"
+    assert sum(r.untold_code(row) == "order-id-duplicate" for row in range(6002, 10002)) == 3950
     p.write_text("fk_order_id,fsn\n" + "".join(f"{oid},{'TV1' if n % 2 else 'ODS1'}\n" for n, oid in enumerate(ids)))
     r = validate_sheet(p)
     assert r.valid == 3000 and len(r.errors) == 50 and {f.code for f in r.errors} == {"fsn-not-ods"}
     assert "2,950 more rows" in next(w for w in r.warnings if w.code == "findings-truncated").message
+    assert r.untold_code(6001) == "fsn-not-ods" and r.untold_code(6000) is None
+    p.write_text("fk_order_id\n" + "".join(f"{oid.lower()}\n" for oid in ids))  # garbage: every ID invalid
+    r = validate_sheet(p)
+    assert r.valid == 0 and len(r.errors) == 50 and r.untold_code(6001) == "order-id-lowercase"

@@ -304,7 +304,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
     bodies: list[tuple[str, int]] = []  # batch bodies not yet planned (JSON arrays of IDs) and their sizes
     planned: list[tuple[str, int]] = []  # batches recorded in the ledger by this run: key, orders
     current: list[str] = []
-    decide = _Decider(first_error, in_pending, options.dry_run)
+    decide = _Decider(first_error, in_pending, options.dry_run, report.untold_code)
     new_rows = bytearray(report.rows)  # 1: the row went into one of this run's new batches
     row_index = 0
     # SRMS is connected to (and pinged) on a thread from the moment something is sure to be sent,
@@ -488,8 +488,13 @@ class _Decider:
     """What became of one row, from its validity, what the ledger holds of it and what this run learnt.
     Pass 1 asks before sending (None: still open); pass 2 asks ``final`` after."""
 
-    def __init__(self, first_error: dict[int, Any], in_pending: set[str], dry_run: bool) -> None:
+    def __init__(self, first_error: dict[int, Any], in_pending: set[str], dry_run: bool,
+                 untold_code: Callable[[int], str | None] = lambda row: None) -> None:
         self.first_error = first_error
+        from fhs_bulk.validate.check import CODES
+
+        self.untold_code = untold_code  # the code of an invalid row validation counted but did not list
+        self.hints = {code: hint for code, (_, hint) in CODES.items()}
         self.in_pending = in_pending
         self.dry_run = dry_run
         self.run_keys: set[str] = set()  # batches sent (or re-sent) by this run
@@ -500,8 +505,12 @@ class _Decider:
     def __call__(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome | None:
         if not ok:
             f = self.first_error.get(row)
-            return ("invalid", f.code if f else "invalid", None, None, f.message if f else
-                    "invalid (past the findings validate lists in detail: fix the first ones and run again)")
+            if f is not None:
+                return ("invalid", f.code, None, None, f.message)
+            code = self.untold_code(row)
+            hint = f"{self.hints[code]} " if code in self.hints else ""
+            return ("invalid", code or "invalid", None, None,
+                    f"{hint}(past the 100,000 findings validate lists in detail: fix those and run again)")
         if held is None:
             return None
         if held[4] in self.run_keys:

@@ -179,6 +179,9 @@ class ValidationReport:
     # None for every row; trimmed values by index): the IDs only become Python strings when an upload
     # asks for them.
     _ids: Any = field(default=None, repr=False)
+    # Per data row, the code of an invalid row whose finding is not listed (past MAX_FINDINGS), as an
+    # index into CODES (0: none); None when every finding is listed.
+    _untold: Any = field(default=None, repr=False)
 
     @property
     def valid(self) -> int:
@@ -206,6 +209,20 @@ class ValidationReport:
             if f.row is not None and f.row not in out:
                 out[f.row] = f
         return out
+
+    def untold_code(self, row: int) -> str | None:
+        """The code of the invalid sheet row ``row`` when its finding is not listed (past the first
+        100,000 findings), else None."""
+        if self._untold is None:
+            return None
+        numbers = self.row_numbers
+        if isinstance(numbers, range):
+            index = row - numbers.start
+        else:
+            import numpy as np
+
+            index = int(np.searchsorted(numbers, row))
+        return _CODE_OF.get(int(self._untold[index]))
 
     def order_ids(self) -> list[str]:
         """The order ID text of every data row (trimmed where it was trimmed), in sheet order."""
@@ -511,9 +528,11 @@ class _Rows:
         self.errors: list[Finding] = []
         self.warnings: list[Finding] = []
         self.late: list[tuple[int, Finding]] = []  # FSN and service findings, applied after the repeats
-        self.late_rows: list[np.ndarray] = []  # and the rows of those past MAX_FINDINGS (only counted)
+        self.late_rows: list[tuple[str, np.ndarray]] = []  # and the rows of those past MAX_FINDINGS, by code
         self.verdicts: dict[int, dict[str, tuple[str, str] | None]] = {}
-        self.untold = 0
+        # Invalid rows whose finding is not listed (past MAX_FINDINGS): (row index, code), and as arrays.
+        self.untold: list[tuple[int, str]] = []
+        self.untold_parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.plain: Future[np.ndarray] | None = None
 
     def add(self, columns: list[Any]) -> None:
@@ -542,9 +561,10 @@ class _Rows:
                 if all(not col[j].strip() for col in cols_slow):
                     nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
                     continue
-                value, untold_row = _explain(ids_slow[j], self.kinds.get(i), self.first_row + first + i,
-                                             self.errors, self.warnings)
-                self.untold += untold_row
+                value, untold_code = _explain(ids_slow[j], self.kinds.get(i), self.first_row + first + i,
+                                              self.errors, self.warnings)
+                if untold_code is not None:
+                    self.untold.append((first + i, untold_code))
                 if value is not None:  # valid once trimmed
                     self.overrides[first + i] = value
                     ok[i] = True
@@ -553,8 +573,11 @@ class _Rows:
         found, beyond = _optional_findings(self.sheet.headers, columns, nonblank, self.first_row + first, first,
                                            self.verdicts, limit=MAX_FINDINGS - len(self.late))
         self.late += found
-        if beyond:
-            self.late_rows.append(np.array(beyond, dtype=np.int64))
+        for code, at in beyond.items():
+            self.late_rows.append((code, np.array(at, dtype=np.int64)))
+        if len(self.untold) > UNTOLD_AT_ONCE:  # a sheet of garbage: its untold rows as arrays, not tuples
+            self.untold_parts.append(_untold_arrays(self.untold))
+            self.untold.clear()
         if not self.whole:  # the column goes with the block: the odd rows' text is kept now
             odd = np.nonzero(nonblank & ~ok)[0]
             digits[odd] = 0  # whatever the scan left there, in range for id_texts (the text is the odd one)
@@ -589,31 +612,66 @@ class _Rows:
         errors = self.errors
         row_numbers = range(self.first_row, self.first_row + self.n)
         if self.plain is not None:
-            self.untold += _find_duplicates(self.plain.result(), digits, self.trimmed, ok, row_numbers, errors)
+            untold_repeats = _find_duplicates(self.plain.result(), digits, self.trimmed, ok, row_numbers, errors)
         else:  # sorted now, with the rows valid once trimmed among them
-            self.untold += _find_duplicates(_sort_plain(digits, ok).result(), digits, [], ok, row_numbers, errors)
+            untold_repeats = _find_duplicates(_sort_plain(digits, ok).result(), digits, [], ok, row_numbers, errors)
+        if len(untold_repeats):
+            self.untold_parts.append((untold_repeats, np.full(len(untold_repeats), _CODE_INDEX["order-id-duplicate"],
+                                                              dtype=np.uint8)))
         for i, finding in self.late:
             if len(errors) < MAX_FINDINGS:
                 errors.append(finding)
-            elif ok[i]:
-                self.untold += 1  # a row already invalid is not counted twice
+            elif ok[i]:  # a row already invalid keeps the code it has
+                self.untold.append((i, finding.code))
             ok[i] = False
-        for beyond in self.late_rows:
-            rows_beyond = np.unique(beyond)
-            self.untold += int(np.count_nonzero(ok[rows_beyond]))
-            ok[rows_beyond] = False
+        for code, beyond in self.late_rows:
+            fresh = np.unique(beyond[ok[beyond]])
+            self.untold_parts.append((fresh, np.full(len(fresh), _CODE_INDEX[code], dtype=np.uint8)))
+            ok[fresh] = False
+        untold_codes = self._untold_codes()
         keep = None if rows == self.n else np.nonzero(nonblank)[0]
         report.rows = rows
         # Consecutive rows stay a range; the non-blank ones of a sheet with blank rows, int32s.
         report.row_numbers = row_numbers if keep is None else (keep + self.first_row).astype(np.int32)
         report.valid_mask = ok if keep is None else ok[keep]
+        if untold_codes is not None:
+            report._untold = untold_codes if keep is None else untold_codes[keep]
         if self.whole:
             column = self.sheet.columns[self.c_id]
             compact = CompactIds.of(column, digits, ok, nonblank, self.overrides)
             report._ids = (compact, keep, {}) if compact is not None else (column, keep, self.overrides)
         else:
             report._ids = (CompactIds(digits, _joined(self.odd_at), _joined_texts(self.odd)), keep, {})
-        return _findings(report, self.sheet, errors, self.warnings, self.untold, variant)
+        untold = 0 if untold_codes is None else int(np.count_nonzero(untold_codes))
+        return _findings(report, self.sheet, errors, self.warnings, untold, variant)
+
+    def _untold_codes(self) -> np.ndarray | None:
+        """Per row, the code of an invalid row whose finding is not listed (an index into CODES, 0: none),
+        or None when every finding is listed."""
+        import numpy as np
+
+        if self.untold:
+            self.untold_parts.append(_untold_arrays(self.untold))
+            self.untold.clear()
+        if not any(len(at) for at, _ in self.untold_parts):
+            return None
+        codes = np.zeros(self.n, dtype=np.uint8)
+        for at, code in self.untold_parts:
+            codes[at] = code
+        self.untold_parts.clear()
+        return codes
+
+
+UNTOLD_AT_ONCE = 50_000  # untold rows kept as tuples before they are packed into arrays
+_CODE_INDEX = {code: n for n, code in enumerate(CODES, start=1)}  # an untold row's code, in one byte
+_CODE_OF = dict(enumerate(CODES, start=1))
+
+
+def _untold_arrays(untold: list[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    return (np.array([i for i, _ in untold], dtype=np.int64),
+            np.array([_CODE_INDEX[code] for _, code in untold], dtype=np.uint8))
 
 
 def _no_data_rows(source: str) -> Finding:
@@ -647,14 +705,15 @@ _PLAIN_ID = re.compile(r"OD[0-9]{18}")
 
 
 def _explain(text: str, kind: str | None, row: int, errors: list[Finding], warnings: list[Finding]
-             ) -> tuple[str | None, bool]:
+             ) -> tuple[str | None, str | None]:
     """The findings of one ID that is not plainly valid, into ``errors`` and ``warnings``: (the ID as
-    sent, trimmed, if it is valid, else None; whether it was invalid past MAX_FINDINGS and left untold,
-    which keeps a sheet of garbage in bounded memory)."""
+    sent, trimmed, if it is valid, else None; the code of its first error if it was invalid past
+    MAX_FINDINGS and left untold, which keeps a sheet of garbage in bounded memory)."""
     value, issues = check_order_id(text, kind)
     if len(errors) >= MAX_FINDINGS:
-        if any(CODES[code][0] != "warning" for code, _ in issues):
-            return None, True
+        untold = next((code for code, _ in issues if CODES[code][0] != "warning"), None)
+        if untold is not None:
+            return None, untold
         issues = []
     valid = True
     for code, message in issues:
@@ -663,7 +722,7 @@ def _explain(text: str, kind: str | None, row: int, errors: list[Finding], warni
         else:
             valid = False
             errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text)))
-    return (value if valid else None), False
+    return (value if valid else None), None
 
 
 def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: bool) -> ValidationReport:
@@ -687,8 +746,8 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
         if all(not col[i].strip() for col in columns):
             nonblank[i] = False
             continue
-        value, untold_row = _explain(text, kind, int(numbers[i]), errors, warnings)
-        untold += untold_row
+        value, untold_code = _explain(text, kind, int(numbers[i]), errors, warnings)
+        untold += untold_code is not None
         if value is not None:
             ok[i] = True
             shown_ids[i] = value
@@ -860,14 +919,14 @@ def _sort_plain(digits: np.ndarray, ok: np.ndarray) -> Future[np.ndarray]:
 
 
 def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int], ok: np.ndarray,
-                     row_numbers: range, errors: list[Finding]) -> int:
+                     row_numbers: range, errors: list[Finding]) -> np.ndarray:
     """Later rows repeating an earlier row's ID become invalid: a sort of int64s, no string hashing.
 
     ``ordered`` is the plainly valid rows' digits sorted (-1 for the rest; a few ms per million): it
     says whether any ID repeats and which, and the rows valid once trimmed are looked up in it. The
     rows holding the repeated IDs are then found through a 2**20-entry table of their low bits (one
     gather, no second sort), and the few candidates checked exactly. Past MAX_FINDINGS findings a
-    repeat is only counted (a sheet pasted twice stays in bounded memory): returns how many."""
+    repeat is not listed (a sheet pasted twice stays in bounded memory): returns those repeats' rows."""
     import numpy as np
 
     same = ordered[1:] == ordered[:-1]
@@ -880,7 +939,7 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
         repeated = np.union1d(repeated, np.concatenate([extra[ordered[at] == extra], values[counts > 1]]))
     repeated = repeated[repeated >= 0]
     if not len(repeated):
-        return 0
+        return np.zeros(0, dtype=np.int64)
     low = (1 << 20) - 1
     table = np.zeros(low + 1, dtype=bool)
     table[repeated & low] = True
@@ -908,7 +967,7 @@ def _find_duplicates(ordered: np.ndarray, digits: np.ndarray, trimmed: list[int]
     room = max(0, min(len(repeats), MAX_FINDINGS - len(errors)))  # the earliest repeats are listed
     for i, first in zip(repeats[:room].tolist(), firsts[:room].tolist(), strict=True):
         errors.append(_repeat(int(row_numbers[i]), f"OD{int(digits[i]):018d}", int(row_numbers[first])))
-    return len(repeats) - room
+    return repeats[room:]
 
 
 def _repeat(row: int, value: str, first: int) -> Finding:
@@ -927,14 +986,14 @@ def _check_optional_columns(sheet: Sheet, nonblank: list[bool], ok: list[bool], 
 
 def _optional_findings(headers: list[str], columns: list[Any], nonblank: Any, first_row: int, first: int,
                        verdicts: dict[int, dict[str, tuple[str, str] | None]], limit: int = MAX_FINDINGS,
-                       ) -> tuple[list[tuple[int, Finding]], list[int]]:
+                       ) -> tuple[list[tuple[int, Finding]], dict[str, list[int]]]:
     """(row index + ``first``, finding) for the FSN and service cells of a block of rows that are not
-    fit for a bulk upload, FSN first, up to ``limit`` findings; and the row indices of the rest (bounded
-    memory for a sheet of millions of bad cells). Each distinct value is judged once (``verdicts``
+    fit for a bulk upload, FSN first, up to ``limit`` findings; and the row indices of the rest by code
+    (bounded memory for a sheet of millions of bad cells). Each distinct value is judged once (``verdicts``
     carries the judged values from block to block). ``nonblank`` per row of the block: a numpy array,
     or a list for a short sheet checked without numpy; ``first_row`` is the block's first spreadsheet row."""
     found: list[tuple[int, Finding]] = []
-    beyond: list[int] = []
+    beyond: dict[str, list[int]] = {}
     for name, judge in ((FSN_COLUMN, _judge_fsn), (SERVICE_COLUMN, _judge_service)):
         c = _find_column(headers, name)
         if c is None:
@@ -947,7 +1006,7 @@ def _optional_findings(headers: list[str], columns: list[Any], nonblank: Any, fi
             if len(found) < limit:
                 found.append((first + i, Finding(first_row + i, headers[c], code, message, cell_value(cell))))
             else:
-                beyond.append(first + i)
+                beyond.setdefault(code, []).append(first + i)
     return found, beyond
 
 
