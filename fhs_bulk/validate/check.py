@@ -531,7 +531,8 @@ class _Rows:
         self.late_rows: list[tuple[str, np.ndarray]] = []  # and the rows of those past MAX_FINDINGS, by code
         self.verdicts: dict[int, dict[str, tuple[str, str] | None]] = {}
         # Invalid rows whose finding is not listed (past MAX_FINDINGS): (row index, code), and as arrays.
-        self.untold: list[tuple[int, str]] = []
+        self.untold_at: list[int] = []
+        self.untold_code = bytearray()  # beside it: each one's code, an index into CODES
         self.untold_parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.plain: Future[np.ndarray] | None = None
 
@@ -564,7 +565,10 @@ class _Rows:
                 value, untold_code = _explain(ids_slow[j], self.kinds.get(i), self.first_row + first + i,
                                               self.errors, self.warnings)
                 if untold_code is not None:
-                    self.untold.append((first + i, untold_code))
+                    self.untold_at.append(first + i)
+                    self.untold_code.append(_CODE_INDEX[untold_code])
+                    if len(self.untold_at) >= UNTOLD_AT_ONCE:  # a sheet of garbage: packed into arrays as it goes
+                        self._pack_untold()
                 if value is not None:  # valid once trimmed
                     self.overrides[first + i] = value
                     ok[i] = True
@@ -575,9 +579,6 @@ class _Rows:
         self.late += found
         for code, at in beyond.items():
             self.late_rows.append((code, np.array(at, dtype=np.int64)))
-        if len(self.untold) > UNTOLD_AT_ONCE:  # a sheet of garbage: its untold rows as arrays, not tuples
-            self.untold_parts.append(_untold_arrays(self.untold))
-            self.untold.clear()
         if not self.whole:  # the column goes with the block: the odd rows' text is kept now
             odd = np.nonzero(nonblank & ~ok)[0]
             digits[odd] = 0  # whatever the scan left there, in range for id_texts (the text is the odd one)
@@ -622,7 +623,8 @@ class _Rows:
             if len(errors) < MAX_FINDINGS:
                 errors.append(finding)
             elif ok[i]:  # a row already invalid keeps the code it has
-                self.untold.append((i, finding.code))
+                self.untold_at.append(i)
+                self.untold_code.append(_CODE_INDEX[finding.code])
             ok[i] = False
         for code, beyond in self.late_rows:
             fresh = np.unique(beyond[ok[beyond]])
@@ -645,14 +647,21 @@ class _Rows:
         untold = 0 if untold_codes is None else int(np.count_nonzero(untold_codes))
         return _findings(report, self.sheet, errors, self.warnings, untold, variant)
 
+    def _pack_untold(self) -> None:
+        import numpy as np
+
+        if self.untold_at:
+            self.untold_parts.append((np.array(self.untold_at, dtype=np.int64),
+                                      np.frombuffer(bytes(self.untold_code), dtype=np.uint8)))
+            self.untold_at.clear()
+            self.untold_code.clear()
+
     def _untold_codes(self) -> np.ndarray | None:
         """Per row, the code of an invalid row whose finding is not listed (an index into CODES, 0: none),
         or None when every finding is listed."""
         import numpy as np
 
-        if self.untold:
-            self.untold_parts.append(_untold_arrays(self.untold))
-            self.untold.clear()
+        self._pack_untold()
         if not any(len(at) for at, _ in self.untold_parts):
             return None
         codes = np.zeros(self.n, dtype=np.uint8)
@@ -667,11 +676,6 @@ _CODE_INDEX = {code: n for n, code in enumerate(CODES, start=1)}  # an untold ro
 _CODE_OF = dict(enumerate(CODES, start=1))
 
 
-def _untold_arrays(untold: list[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
-    import numpy as np
-
-    return (np.array([i for i, _ in untold], dtype=np.int64),
-            np.array([_CODE_INDEX[code] for _, code in untold], dtype=np.uint8))
 
 
 def _no_data_rows(source: str) -> Finding:
