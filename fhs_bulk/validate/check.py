@@ -671,7 +671,7 @@ class _Rows:
         return codes
 
 
-UNTOLD_AT_ONCE = 50_000  # untold rows kept as tuples before they are packed into arrays
+UNTOLD_AT_ONCE = 50_000  # unlisted rows gathered (a list and a bytearray) before they are packed into arrays
 _CODE_INDEX = {code: n for n, code in enumerate(CODES, start=1)}  # an untold row's code, in one byte
 _CODE_OF = dict(enumerate(CODES, start=1))
 
