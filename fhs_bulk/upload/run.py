@@ -490,11 +490,11 @@ class _Decider:
 
     def __init__(self, first_error: dict[int, Any], in_pending: set[str], dry_run: bool,
                  untold_code: Callable[[int], str | None] = lambda row: None) -> None:
-        self.first_error = first_error
-        from fhs_bulk.validate.check import CODES
+        from fhs_bulk.validate import check
 
+        self.first_error = first_error
         self.untold_code = untold_code  # the code of an invalid row validation counted but did not list
-        self.hints = {code: hint for code, (_, hint) in CODES.items()}
+        self.codes, self.listed = check.CODES, check.MAX_FINDINGS
         self.in_pending = in_pending
         self.dry_run = dry_run
         self.run_keys: set[str] = set()  # batches sent (or re-sent) by this run
@@ -508,9 +508,9 @@ class _Decider:
             if f is not None:
                 return ("invalid", f.code, None, None, f.message)
             code = self.untold_code(row)
-            hint = f"{self.hints[code]} " if code in self.hints else ""
+            hint = f"{self.codes[code][1]} " if code in self.codes else ""
             return ("invalid", code or "invalid", None, None,
-                    f"{hint}(past the 100,000 findings validate lists in detail: fix those and run again)")
+                    f"{hint}(past the {self.listed:,} findings validate lists in detail: fix those and run again)")
         if held is None:
             return None
         if held[4] in self.run_keys:
