@@ -626,7 +626,8 @@ def test_repeats_and_bad_cells_past_the_findings_limit_are_counted(tmp_path: Pat
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A sheet pasted twice, a column of bad FSNs, or of bad IDs, past MAX_FINDINGS findings: the rows
     are still invalid, only the first findings are listed and the rest counted (memory stays bounded),
-    each such row's code kept in a byte; whether the sheet is read whole or in blocks."""
+    each such row's code kept in a byte; IDs with a space after them likewise past MAX_FINDINGS
+    warnings (still valid, trimmed); whether the sheet is read whole or in blocks."""
     from fhs_bulk.sheets import read
     from fhs_bulk.validate import check
 
@@ -656,3 +657,8 @@ def test_repeats_and_bad_cells_past_the_findings_limit_are_counted(tmp_path: Pat
     p.write_text("fk_order_id\n" + "".join(f"{oid.lower()}\n" for oid in ids))  # garbage: every ID invalid
     r = validate_sheet(p)
     assert r.valid == 0 and len(r.errors) == 50 and r.untold_code(6001) == "order-id-lowercase"
+    p.write_text("fk_order_id\n" + "".join(f"{oid} \n" for oid in ids))  # every ID with a space after it
+    r = validate_sheet(p)
+    assert r.valid == 6000 and not r.errors and r.order_ids() == ids
+    assert [w.code for w in r.warnings].count("order-id-whitespace") == 50
+    assert "5,950 more rows had spaces around the ID trimmed" in r.warnings[0].message

@@ -534,6 +534,7 @@ class _Rows:
         self.untold_at: list[int] = []
         self.untold_code = bytearray()  # beside it: each one's code, an index into CODES
         self.untold_parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.untold_warnings = 0
         self.plain: Future[np.ndarray] | None = None
 
     def add(self, columns: list[Any]) -> None:
@@ -562,18 +563,20 @@ class _Rows:
                 if all(not col[j].strip() for col in cols_slow):
                     nonblank[i] = False  # a blank row (often one of thousands of formatted-but-empty ones)
                     continue
-                value, untold_code = _explain(ids_slow[j], self.kinds.get(i), self.first_row + first + i,
-                                              self.errors, self.warnings)
+                value, untold_code, untold_warnings = _explain(ids_slow[j], self.kinds.get(i),
+                                                               self.first_row + first + i, self.errors, self.warnings)
+                self.untold_warnings += untold_warnings
                 if untold_code is not None:
                     self.untold_at.append(first + i)
                     self.untold_code.append(_CODE_INDEX[untold_code])
                     if len(self.untold_at) >= UNTOLD_AT_ONCE:  # a sheet of garbage: packed into arrays as it goes
                         self._pack_untold()
                 if value is not None:  # valid once trimmed
-                    self.overrides[first + i] = value
                     ok[i] = True
                     digits[i] = int(value[2:])
-                    self.trimmed.append(first + i)
+                    if self.whole:  # read in blocks, the trimmed rows join the sort at the end, as digits
+                        self.overrides[first + i] = value
+                        self.trimmed.append(first + i)
         found, beyond = _optional_findings(self.sheet.headers, columns, nonblank, self.first_row + first, first,
                                            self.verdicts, limit=MAX_FINDINGS - len(self.late))
         self.late += found
@@ -645,7 +648,7 @@ class _Rows:
         else:
             report._ids = (CompactIds(digits, _joined(self.odd_at), _joined_texts(self.odd)), keep, {})
         untold = 0 if untold_codes is None else int(np.count_nonzero(untold_codes))
-        return _findings(report, self.sheet, errors, self.warnings, untold, variant)
+        return _findings(report, self.sheet, errors, self.warnings, untold, variant, self.untold_warnings)
 
     def _pack_untold(self) -> None:
         import numpy as np
@@ -684,7 +687,7 @@ def _no_data_rows(source: str) -> Finding:
 
 
 def _findings(report: ValidationReport, sheet: Sheet, errors: list[Finding], warnings: list[Finding], untold: int,
-              variant: bool) -> ValidationReport:
+              variant: bool, untold_warnings: int = 0) -> ValidationReport:
     """The findings in row order, the sheet-level warnings first, into the report."""
     errors.sort(key=lambda f: (f.row or 0))
     warnings.sort(key=lambda f: (f.row or 0))
@@ -700,6 +703,11 @@ def _findings(report: ValidationReport, sheet: Sheet, errors: list[Finding], war
                                    f"{sheet.source}: {untold:,} more rows are invalid; only the first "
                                    f"{MAX_FINDINGS:,} findings are listed. Fix those (often one cause) and validate "
                                    "again.", None, "warning"))
+    if untold_warnings:
+        warnings.insert(0, Finding(None, None, "findings-truncated",
+                                   f"{sheet.source}: {untold_warnings:,} more rows had spaces around the ID "
+                                   f"trimmed; only the first {MAX_FINDINGS:,} of those warnings are listed.",
+                                   None, "warning"))
     report.errors = errors
     report.warnings = warnings
     return report
@@ -709,24 +717,27 @@ _PLAIN_ID = re.compile(r"OD[0-9]{18}")
 
 
 def _explain(text: str, kind: str | None, row: int, errors: list[Finding], warnings: list[Finding]
-             ) -> tuple[str | None, str | None]:
+             ) -> tuple[str | None, str | None, int]:
     """The findings of one ID that is not plainly valid, into ``errors`` and ``warnings``: (the ID as
     sent, trimmed, if it is valid, else None; the code of its first error if it was invalid past
-    MAX_FINDINGS and left untold, which keeps a sheet of garbage in bounded memory)."""
+    MAX_FINDINGS and left untold; the warnings left untold past MAX_FINDINGS). Both limits keep a
+    sheet of garbage, or of a million IDs with a space after them, in bounded memory."""
     value, issues = check_order_id(text, kind)
+    untold_warnings = 0
     if len(errors) >= MAX_FINDINGS:
         untold = next((code for code, _ in issues if CODES[code][0] != "warning"), None)
         if untold is not None:
-            return None, untold
-        issues = []
+            return None, untold, 0
     valid = True
     for code, message in issues:
-        if CODES[code][0] == "warning":
-            warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text), "warning"))
-        else:
+        if CODES[code][0] != "warning":
             valid = False
             errors.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text)))
-    return (value if valid else None), None
+        elif len(warnings) < MAX_FINDINGS:
+            warnings.append(Finding(row, domain.ORDER_ID_COLUMN, code, message, cell_value(text), "warning"))
+        else:
+            untold_warnings += 1
+    return (value if valid else None), None, untold_warnings
 
 
 def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: bool) -> ValidationReport:
@@ -741,7 +752,7 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
     shown_ids = list(ids)  # each row's ID as the upload sends it (trimmed where that made it valid)
     errors: list[Finding] = []
     warnings: list[Finding] = []
-    untold = 0
+    untold = untold_warnings = 0
     for i, text in enumerate(ids):
         kind = kinds.get(i)
         if kind not in ("number", "formula") and _PLAIN_ID.fullmatch(text):
@@ -750,8 +761,9 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
         if all(not col[i].strip() for col in columns):
             nonblank[i] = False
             continue
-        value, untold_code = _explain(text, kind, int(numbers[i]), errors, warnings)
+        value, untold_code, untold_warning = _explain(text, kind, int(numbers[i]), errors, warnings)
         untold += untold_code is not None
+        untold_warnings += untold_warning
         if value is not None:
             ok[i] = True
             shown_ids[i] = value
@@ -773,7 +785,7 @@ def _validate_small(sheet: Sheet, report: ValidationReport, c_id: int, variant: 
     report.row_numbers = [int(numbers[i]) for i in keep]
     report.valid_mask = [ok[i] for i in keep]
     report._ids = ([shown_ids[i] for i in keep], None, {})
-    return _findings(report, sheet, errors, warnings, untold, variant)
+    return _findings(report, sheet, errors, warnings, untold, variant, untold_warnings)
 
 
 def scan_order_ids(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
