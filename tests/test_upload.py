@@ -7,6 +7,10 @@ import fcntl
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,6 +90,46 @@ def test_srms_down_exits_3_and_rerun_finishes(srms, tmp_path: Path) -> None:  # 
     srms.start()
     r = run_cli("upload", str(sheet), "--out", str(tmp_path / "r.csv"), env=env)
     assert r.returncode == 0 and {x["status"] for x in read_results(tmp_path / "r.csv")} == {"registered"}
+
+
+def test_a_web_server_that_is_not_srms_is_named(tmp_path: Path) -> None:
+    """A URL that answers 200 but is not SRMS (a web page): exit 2 with what to check, nothing planned."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = b"<html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = cli_env(tmp_path, FHS_SRMS_URL=f"http://127.0.0.1:{server.server_address[1]}", FHS_SRMS_TOKEN=TOKEN)
+        r = run_cli("upload", str(order_sheet(tmp_path, GOOD[:3])), "--out", str(tmp_path / "r.csv"), env=env)
+    finally:
+        server.shutdown()
+    assert r.returncode == 2 and "did not answer as SRMS does" in r.stderr and "FHS_SRMS_URL" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    ledger = sqlite3.connect(tmp_path / "state" / "ledger.sqlite")
+    assert ledger.execute("SELECT count(*) FROM batches").fetchone() == (0,)
+
+
+def test_the_api_models_load_at_the_first_answer_not_the_ping(srms) -> None:  # type: ignore[no-untyped-def]
+    """The client pings without pydantic (an upload's first batches go out meanwhile) and reads every
+    later answer into the API's models."""
+    code = ("import sys; from fhs_bulk.srms.client import SrmsClient\n"
+            f"c = SrmsClient({srms.url!r}, {srms.token!r})\n"
+            "c.ping(); print('pydantic' in sys.modules)\n"
+            f"r = c.register({GOOD[:2]!r}, 'k-1'); print('pydantic' in sys.modules, type(r).__name__, "
+            "[x.status for x in r.results])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["False", "True BulkJobResults ['registered', 'registered']"], out
 
 
 def test_rerun_the_ledger_answers_needs_no_srms(srms, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

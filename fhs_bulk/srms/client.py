@@ -3,6 +3,7 @@ total deadline so an unattended run never hangs. The token lives in one header a
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -10,17 +11,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from fhs_bulk.errors import Interrupted, SrmsError, SrmsUnavailable
-from fhs_bulk.srms import schemas as s
+from fhs_bulk.srms import API_PREFIX
+
+if TYPE_CHECKING:
+    from fhs_bulk.srms import schemas as s
 
 log = logging.getLogger("fhs_bulk.srms")
-M = TypeVar("M", bound=BaseModel)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -132,10 +134,12 @@ class SrmsClient:
         log.log(logging.INFO if state.attempt_number == 1 else logging.DEBUG,
                 "SRMS: %s; retrying with back-off (attempt %d)", _reason(exc), state.attempt_number + 1)
 
-    def _request(self, method: str, path: str, model: type[M], *, json: Any = None, content: bytes | None = None,
+    def _request(self, method: str, path: str, model: str | None, *, json: Any = None, content: bytes | None = None,
                  headers: dict[str, str] | None = None, retry: bool = True,
-                 on_status: Callable[[httpx.Response], M | None] | None = None) -> M:
-        def once() -> M:
+                 on_status: Callable[[httpx.Response], Any] | None = None) -> Any:
+        """The answer read into the API's model named ``model`` (None: its body as it came)."""
+
+        def once() -> Any:
             if self.cancel.is_set():
                 raise Interrupted("interrupted before SRMS answered", code="interrupted")
             if self.remaining() <= 0:
@@ -151,7 +155,7 @@ class SrmsClient:
             if resp.status_code >= 400:
                 code, message, fld = _error_parts(resp)
                 raise SrmsError(resp.status_code, code, message, fld)
-            return model.model_validate_json(resp.content)
+            return _parsed(model, resp.content) if model is not None else resp.content
 
         if not retry:
             return once()
@@ -179,32 +183,41 @@ class SrmsClient:
     # ------------------------------------------------------------ API
 
     def health(self) -> s.Health:
-        return self._request("GET", "/healthz", s.Health)
+        return self._request("GET", "/healthz", "Health")
 
-    def ping(self, budget: float = 120.0) -> s.Health:
+    def ping(self, budget: float = 120.0) -> None:
         """Fail fast on a wrong URL or token, before any work; an SRMS that stays down is given up on
-        after ``budget`` seconds (or the deadline, if sooner), so cron does not wait out a whole outage."""
+        after ``budget`` seconds (or the deadline, if sooner), so cron does not wait out a whole outage.
+        Its answer is read without the API's models, which are loaded at the first real answer (see
+        ``_parsed``): an upload's first batches go out before that."""
         saved = self.deadline_at, self.deadline
         self.deadline = min(self.deadline, budget)
         self.deadline_at = min(self.deadline_at, time.monotonic() + budget)
         try:
-            return self._request("GET", f"{s.API_PREFIX}/ping", s.Health)
+            body = self._request("GET", f"{API_PREFIX}/ping", None)
         finally:
             self.deadline_at, self.deadline = saved
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or answer.get("status") != "ok":
+            raise SrmsError(200, "not-srms", f"{self.base_url}{API_PREFIX}/ping did not answer as SRMS does "
+                                             f"({body[:80]!r}); check the SRMS URL (FHS_SRMS_URL)")
 
     def create_job(self, order_ids: list[str], key: str, *, ids_json: str | None = None) -> s.BulkJob:
         if ids_json is None:
-            return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
+            return self._request("POST", f"{API_PREFIX}/bulk-jobs", "BulkJob",
                                  json={"order_ids": order_ids}, headers={"Idempotency-Key": key})
-        return self._request("POST", f"{s.API_PREFIX}/bulk-jobs", s.BulkJob,
+        return self._request("POST", f"{API_PREFIX}/bulk-jobs", "BulkJob",
                              content=f'{{"order_ids":{ids_json}}}'.encode(),
                              headers={"Idempotency-Key": key, "Content-Type": "application/json"})
 
     def get_job(self, job_id: str) -> s.BulkJob:
-        return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}", s.BulkJob)
+        return self._request("GET", f"{API_PREFIX}/bulk-jobs/{job_id}", "BulkJob")
 
     def job_results(self, job_id: str) -> s.BulkJobResults:
-        return self._request("GET", f"{s.API_PREFIX}/bulk-jobs/{job_id}/results", s.BulkJobResults)
+        return self._request("GET", f"{API_PREFIX}/bulk-jobs/{job_id}/results", "BulkJobResults")
 
     def register(self, order_ids: list[str], key: str, *, poll: float = 0.05, max_poll: float = 2.0,
                  ids_json: str | None = None) -> s.BulkJobResults:
@@ -221,7 +234,7 @@ class SrmsClient:
         return self.job_results(job.job_id)
 
     def lookup(self, order_ids: list[str]) -> s.Registrations:
-        return self._request("POST", f"{s.API_PREFIX}/registrations/lookup", s.Registrations,
+        return self._request("POST", f"{API_PREFIX}/registrations/lookup", "Registrations",
                              json={"order_ids": order_ids})
 
     def create_ticket(self, request: s.TicketCreate, key: str) -> tuple[s.Ticket, bool]:
@@ -231,7 +244,7 @@ class SrmsClient:
         def note(resp: httpx.Response) -> None:
             status.append(resp.status_code)
 
-        ticket = self._request("POST", f"{s.API_PREFIX}/tickets", s.Ticket, json=request.model_dump(mode="json"),
+        ticket = self._request("POST", f"{API_PREFIX}/tickets", "Ticket", json=request.model_dump(mode="json"),
                                headers={"Idempotency-Key": key}, on_status=note)
         return ticket, status[-1] == 201
 
@@ -242,7 +255,7 @@ class SrmsClient:
             return None
 
         try:
-            return self._request("GET", f"{s.API_PREFIX}/tickets/{ticket_id}", s.Ticket, on_status=not_found)
+            return self._request("GET", f"{API_PREFIX}/tickets/{ticket_id}", "Ticket", on_status=not_found)
         except _NotFound:
             return None
 
@@ -255,21 +268,30 @@ class SrmsClient:
         def note(resp: httpx.Response) -> None:
             replayed.append(resp.headers.get("Idempotent-Replayed") == "true")
 
-        ticket = self._request("POST", f"{s.API_PREFIX}/tickets/{ticket_id}/{action}", s.Ticket,
+        ticket = self._request("POST", f"{API_PREFIX}/tickets/{ticket_id}/{action}", "Ticket",
                                json=body.model_dump(mode="json", exclude_none=True),
                                headers={"Idempotency-Key": key}, on_status=note)
         return ticket, not replayed[-1]
 
     def query_tickets(self, ids: list[str]) -> s.Tickets:
-        return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.Tickets, json={"ids": ids})
+        return self._request("POST", f"{API_PREFIX}/tickets/query", "Tickets", json={"ids": ids})
 
     def ticket_states(self, ids: list[str]) -> Any:
         """``query_tickets`` read as ``s.TicketStates``: only what reconcile judges a ticket by."""
-        return self._request("POST", f"{s.API_PREFIX}/tickets/query", s.TicketStates, json={"ids": ids})
+        return self._request("POST", f"{API_PREFIX}/tickets/query", "TicketStates", json={"ids": ids})
 
 
 class _NotFound(Exception):
     pass
+
+
+def _parsed(model: str, content: bytes) -> Any:
+    """An answer read into the API's model ``model`` (a name in ``schemas``). The models are imported
+    here, at the first answer, not with the client: pydantic and the API's models are ~60 ms of CPU,
+    which an upload then spends while SRMS works on its first batches instead of before sending them."""
+    from fhs_bulk.srms import schemas
+
+    return getattr(schemas, model).model_validate_json(content)
 
 
 def new_key() -> str:

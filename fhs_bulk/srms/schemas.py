@@ -18,7 +18,6 @@ def body_hash(payload: Any) -> str:
     """The digest both sides use to tell "the same request again" from "another request"."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
-API_PREFIX = "/v1"
 MAX_BATCH = domain.MAX_BATCH
 ORDER_ID_RE = domain.ORDER_ID_PATTERN
 REFERENCE_ID_RE = r"^BK-[0-9A-Za-z]{4}[0-9a-f]{32}$"

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhs_bulk import __version__
+from fhs_bulk.srms import API_PREFIX
 from fhs_bulk.srms import schemas as s
 from fhs_bulk.srms.mock import routers
 from fhs_bulk.srms.mock.errors import ApiError, error_response
@@ -72,7 +73,7 @@ def create_app(store: Store, token: str, chaos: Chaos | None = None) -> Any:
     async def healthz() -> s.Health:
         return s.Health(version=__version__)
 
-    api = APIRouter(prefix=s.API_PREFIX, dependencies=[Depends(routers.require_token)], responses=ERROR_RESPONSES)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(routers.require_token)], responses=ERROR_RESPONSES)
     for router in (routers.health, routers.bulk, routers.tickets):
         api.include_router(router)
     app.include_router(api)

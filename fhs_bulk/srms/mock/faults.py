@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fhs_bulk.srms import schemas as s
+from fhs_bulk.srms import API_PREFIX
 from fhs_bulk.srms.mock.errors import error_response
 
 
@@ -74,7 +74,7 @@ class ChaosMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(s.API_PREFIX):
+        if scope["type"] != "http" or not path.startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         c = self.chaos
@@ -91,7 +91,7 @@ class ChaosMiddleware:
                           "injected fault (--fail-rate)", headers={"Retry-After": "0"} if status == 503 else None)
             await resp(scope, receive, send)
             return
-        is_job = scope["method"] == "POST" and path == f"{s.API_PREFIX}/bulk-jobs"
+        is_job = scope["method"] == "POST" and path == f"{API_PREFIX}/bulk-jobs"
         if is_job and c.max_jobs and self.jobs_in_flight >= c.max_jobs:
             resp = error_response(429, "too-many-jobs", f"at most {c.max_jobs} jobs may be open at once",
                           headers={"Retry-After": "1"})
