@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -176,8 +177,9 @@ def test_ledger_made_before_the_rowid_layout_keeps_working(srms, tmp_path: Path)
 def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
         srms_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Once SRMS has answered the ping, batches are recorded while the sheet is still being read and
-    their bodies let go; each is sent as read back from the ledger. Every order is registered once,
-    in sheet order, with SRMS's own reference ID; a re-run sends nothing."""
+    their bodies let go, and sent from the first ones on: SRMS answers batches before the sheet's last
+    rows are planned. Each is sent as read back from the ledger. Every order is registered once, in
+    sheet order, with SRMS's own reference ID; a re-run sends nothing."""
     import fhs_bulk
     import fhs_bulk.upload.run as run
     from fhs_bulk.srms.mock import catalogue
@@ -187,17 +189,28 @@ def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
     ids = [r["fk_order_id"] for r in cat_rows]
     monkeypatch.setattr(run, "CHUNK_ROWS", 150)
     monkeypatch.setattr(run, "PLAN_BATCHES", 4)
-    pinged = run._Connecting.ready
-    monkeypatch.setattr(run._Connecting, "ready", lambda self: (self._thread.join(), pinged(self))[1])
     plans: list[int] = []  # the bodies each planning step recorded
+    answered_while_planning: list[int] = []  # the jobs SRMS had made when the third planning step began
     plan = run._plan
-    monkeypatch.setattr(run, "_plan", lambda session, bodies: (plans.append(len(bodies)), plan(session, bodies))[1])
+
+    def planning(session: fhs_bulk.Session, bodies: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        plans.append(len(bodies))
+        if len(plans) == 3:  # wait (up to 20 s) for SRMS to have answered a batch already planned
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not answered_while_planning:
+                jobs = sqlite3.connect(srv.db).execute("SELECT count(*) FROM jobs").fetchone()[0]
+                answered_while_planning.extend([jobs] if jobs else [])
+                time.sleep(0.01)
+        return plan(session, bodies)
+
+    monkeypatch.setattr(run, "_plan", planning)
     sheet = order_sheet(tmp_path, ids)
     options = fhs_bulk.UploadOptions(batch_size=10)
     with fhs_bulk.Session(url=srv.url, token=srv.token, state_dir=tmp_path / "state") as session:
         result = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv", options=options)
         assert result.counts["registered"] == 2000 and result.sent == 2000 and result.batches == 200
         assert len(plans) > 10 and sum(plans) == 200  # recorded as the chunks were read, not all at the end
+        assert answered_while_planning and plans[0] == 15  # the first chunk's bodies went out at once
         server = dict(sqlite3.connect(srv.db).execute("SELECT fk_order_id, reference_id FROM tickets"))
         assert [(x.fk_order_id, x.reference_id) for x in result.rows] == [(o, server[o]) for o in ids]
         db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite")
