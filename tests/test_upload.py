@@ -3,6 +3,7 @@ faults and dropped connections, the lock, the token, the embedded default."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -197,10 +198,11 @@ def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
         plans.append(len(bodies))
         if len(plans) == 3:  # wait (up to 20 s) for SRMS to have answered a batch already planned
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not answered_while_planning:
-                jobs = sqlite3.connect(srv.db).execute("SELECT count(*) FROM jobs").fetchone()[0]
-                answered_while_planning.extend([jobs] if jobs else [])
-                time.sleep(0.01)
+            with contextlib.closing(sqlite3.connect(srv.db)) as server_db:
+                while time.monotonic() < deadline and not answered_while_planning:
+                    jobs = server_db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+                    answered_while_planning.extend([jobs] if jobs else [])
+                    time.sleep(0.01)
         return plan(session, bodies)
 
     monkeypatch.setattr(run, "_plan", planning)

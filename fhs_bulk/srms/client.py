@@ -203,7 +203,8 @@ class SrmsClient:
             answer = None
         if not isinstance(answer, dict) or answer.get("status") != "ok":
             raise SrmsError(200, "not-srms", f"{self.base_url}{API_PREFIX}/ping did not answer as SRMS does "
-                                             f"({body[:80]!r}); check the SRMS URL (FHS_SRMS_URL)")
+                                             f"({body[:80].decode('utf-8', 'replace')!r}); check the SRMS URL "
+                                             "(FHS_SRMS_URL)")
 
     def create_job(self, order_ids: list[str], key: str, *, ids_json: str | None = None) -> s.BulkJob:
         if ids_json is None:

@@ -697,9 +697,10 @@ class _Sender:
         return True, None
 
     def _worker(self) -> None:
-        """Take the next batch as soon as this one is answered; None says this thread is done."""
+        """Take the next batch as soon as this one is answered; None says this thread is done. A writer
+        that failed (a full disk) stops it too, even while batches are still being planned."""
         try:
-            while not self.cancel.is_set() and not self._stop.is_set():
+            while not self.cancel.is_set() and not self._stop.is_set() and self.writer.error is None:
                 item = self._next()
                 if item is None:
                     return
