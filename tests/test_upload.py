@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from tests.conftest import GOOD, INELIGIBLE, NON_ODS, SAMPLES, TOKEN, cli_env, order_sheet, read_results, run_cli
@@ -220,6 +222,36 @@ def test_bodies_planned_while_the_sheet_is_read_are_sent_as_recorded(
         assert sorted(o for body in bodies for o in body) == sorted(ids)
         again = fhs_bulk.upload(session, sheet, out=tmp_path / "r.csv", options=options)
         assert again.sent == 0 and again.counts["already-registered"] == 2000
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["registered", "already-registered", "rejected"]),
+                          st.none() | st.text(max_size=4), st.none() | st.text(max_size=4)), min_size=1, max_size=6))
+@example([("registered", "=", "")])
+@example([("registered", "a\x1eb\x1fc\x1fd", None), ("rejected", None, "\x1f")])
+@example([("registered", "X\x1f=t\x1eOD000000000000000005\x1fregistered\x1f=r", None)])  # splits as two rows
+def test_lookups_ahead_hold_what_held_holds(tmp_path_factory: pytest.TempPathFactory,
+                                           answers: list[tuple[str, str | None, str | None]]) -> None:
+    """The lookup thread's one-text answers are exactly ``held(brief=True)``'s rows, whatever SRMS put in a
+    reference or ticket ID (an empty one, one holding the text's separators)."""
+    from fhs_bulk.state.ledger import Ledger
+
+    ledger = Ledger.open(tmp_path_factory.mktemp("ledger"))
+    try:
+        ids = [f"OD{i:018d}" for i in range(len(answers) + 2)]  # the last two never sent
+        ledger.plan("srms", [("k1", json.dumps(ids[:-2]))])
+        outcomes = [(oid, status, "order-not-found" if status == "rejected" else None, ref, tid)
+                    for oid, (status, ref, tid) in zip(ids[:-2], answers, strict=True)]
+        ledger.record_many("srms", [("k1", "job-1", outcomes)])
+        ledger.index("srms")
+        lookups = ledger.lookups("srms")
+        try:
+            assert lookups.submit(ids).result() == ledger.held("srms", ids, brief=True)
+            assert len(lookups.submit(ids).result()) == len(answers)
+        finally:
+            lookups.close()
+    finally:
+        ledger.close()
 
 
 def test_a_long_csv_uploaded_as_it_is_read(srms_factory, tmp_path: Path,  # type: ignore[no-untyped-def]

