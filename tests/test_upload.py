@@ -246,8 +246,8 @@ def test_lookups_ahead_hold_what_held_holds(tmp_path_factory: pytest.TempPathFac
         ledger.index("srms")
         lookups = ledger.lookups("srms")
         try:
-            assert lookups.submit(ids).result() == ledger.held("srms", ids, brief=True)
-            assert len(lookups.submit(ids).result()) == len(answers)
+            assert lookups.ahead(ids)() == ledger.held("srms", ids, brief=True)
+            assert len(lookups.ahead(ids)()) == len(answers)
         finally:
             lookups.close()
     finally:

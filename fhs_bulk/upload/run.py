@@ -450,15 +450,16 @@ def _looked_up(chunks: Iterator[tuple[list[int], list[str], list[bool]]], ledger
     chunk = next(chunks, None)
     if chunk is None:
         return
-    held: Future[dict[str, Held]] = Future()
-    held.set_result(ledger.held(identity, valid_ids(chunk), brief=True))
+    held = ledger.held(identity, valid_ids(chunk), brief=True)
     lookups = ledger.lookups(identity)
     try:
-        while chunk is not None:
+        while True:
             after = next(chunks, None)
-            held_after = lookups.submit(valid_ids(after)) if after is not None else None
-            yield chunk, held.result()
-            chunk, held = after, held_after  # type: ignore[assignment]  # None with the last chunk
+            held_after = lookups.ahead(valid_ids(after)) if after is not None else None
+            yield chunk, held
+            if after is None or held_after is None:
+                return
+            chunk, held = after, held_after()
     finally:
         lookups.close()
 
