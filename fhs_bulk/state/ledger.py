@@ -432,9 +432,9 @@ class Lookups:
             if self._db is not None:
                 self._db.close()
 
-        with contextlib.suppress(Exception):
-            self._pool.submit(close_db)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(RuntimeError):  # closed already
+            self._pool.submit(close_db)  # after the lookup still running, if any: at most one is ahead
+        self._pool.shutdown(wait=True)
 
 
 class AnswerWriter:

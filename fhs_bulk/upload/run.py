@@ -441,7 +441,7 @@ def _looked_up(chunks: Iterator[tuple[list[int], list[str], list[bool]]], ledger
                ) -> Generator[tuple[tuple[list[int], list[str], list[bool]], dict[str, Held]], None, None]:
     """Each chunk with what the ledger holds of its valid orders (brief). The first is looked up at once
     (the first batch waits for it); each next one on the ledger's lookup thread while the caller works
-    on this one (a re-run of 100,000 orders: ~0.03 s sooner)."""
+    on this one (a re-run of 100,000 orders: ~0.05 s sooner)."""
 
     def valid_ids(chunk: tuple[list[int], list[str], list[bool]]) -> list[str]:
         _, ids, valid = chunk
