@@ -321,8 +321,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
             try:
                 conn = connecting.result()
             except SrmsUnavailable as exc:
-                log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
-                decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
+                decide.unreachable(exc)
                 return
             sender = _Sender(session, conn, options.concurrency, decide.extra, result.services)
             if pending:
@@ -374,8 +373,7 @@ def upload_sheet(sheet: str, session: Session, options: UploadOptions | None = N
                     _dry_run(connecting.result(), [json.loads(b) for b, _ in bodies] + [ids for _, ids in unanswered],
                              decide.extra)
                 except SrmsUnavailable as exc:
-                    log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
-                    decide.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
+                    decide.unreachable(exc)
             else:
                 send_planned(bodies)
     except BaseException:
@@ -568,6 +566,11 @@ class _Decider:
         self.extra: dict[str, Outcome] = {}  # what this run learnt that the ledger does not hold
         self.missing: Outcome | None = None  # for open rows nobody answered
         self.after = False  # pass 2: an order of a pending batch is settled too
+
+    def unreachable(self, exc: SrmsUnavailable) -> None:
+        """SRMS could not be reached before anything was sent: every open row is reported failed."""
+        log.error("%s; nothing is sent, every valid order is reported failed", exc.message)
+        self.missing = ("failed", "srms-unavailable", None, None, f"not sent: {exc.message}")
 
     def __call__(self, row: int, oid: str, ok: bool, held: Held | None) -> Outcome | None:
         if not ok:
